@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The main job, from a fresh clone: set up .venv, train on FER2013, convert to float32 + int8
+# TFLite, then bench int8 against float32 and run the device loop on a clip.
+#
+#   scripts/main.sh [FER2013_CSV] [CLIP]
+#   MODEL=vanilla_cnn|residual_cnn|resnet50  EPOCHS=N  PRESET=paper|default  RUN=runs/NAME
+#
+# FER2013_CSV defaults to ../shared/data/fer2013/fer2013.csv.gz (our copy; get yours from
+# Kaggle's "Challenges in Representation Learning: Facial Expression Recognition").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data/fer2013/fer2013.csv.gz}
+clip=${2:-../shared/data/faces/fer_test.mp4}
+model=${MODEL:-vanilla_cnn}
+preset=${PRESET:-default}
+run=${RUN:-runs/$model-$preset}
+epochs_flag=()
+[ -n "${EPOCHS:-}" ] && epochs_flag=(--epochs "$EPOCHS")
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+
+scripts/setup_venv.sh .venv train,dev
+py=.venv/bin/python
+# --resume: rerunning the script after an interruption continues the run.
+$py -m train --data "$data" --model "$model" --preset "$preset" --out "$run" --resume "${epochs_flag[@]}"
+$py -m convert "$run" --int8
+$py device/run.py bench --float "$run/model_float32.tflite" --int8 "$run/model_int8.tflite" \
+    --faces "$run/eval_faces.npz" --video "$clip" --threads 1 --json "$run/bench.json"
+$py device/run.py --source "$clip" --model "$run/model_int8.tflite" --log "$run/clip.jsonl"
+echo "done: $run (metrics.json, report.md, bench.json, clip.jsonl)"
