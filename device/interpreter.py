@@ -21,6 +21,10 @@ class ModelError(ValueError):
     """A model file is missing, unreadable, or not a 48x48x1 ferlite classifier."""
 
 
+class InterpreterMissing(ModelError):
+    """No LiteRT interpreter package is installed (the message names the install command)."""
+
+
 def interpreter_class():
     """LiteRT's Interpreter: ``ai_edge_litert`` first, ``tflite_runtime`` as fallback. Never TensorFlow."""
     try:
@@ -29,7 +33,7 @@ def interpreter_class():
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
-            raise ModelError(INSTALL_HINT) from None
+            raise InterpreterMissing(INSTALL_HINT) from None
     return Interpreter
 
 

@@ -1,0 +1,135 @@
+"""``run.py bench``: int8 against float32 on labelled faces, model-only latency, loop fps on a clip.
+
+Accuracy and agreement come from ``device.metrics`` (the same scoring as training and
+conversion). Latency is batch 1, the median after warm-up, per thread count. End-to-end fps
+is the whole camera loop (decode, Haar detection, crop, classify, smoothing, records) on a clip.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .detect import HaarDetector, IoUTracker
+from .interpreter import TFLiteClassifier
+from .log import NullWriter, quiet_native_stderr
+from .loop import Loop
+from .metrics import agreement, evaluate
+from .modes import KioskAggregator
+from .sources import VideoSource
+
+
+class BenchError(ValueError):
+    """The labelled faces file is missing or not in the eval_faces.npz format."""
+
+
+def load_eval_faces(path: str | Path) -> dict:
+    """eval_faces.npz: ``faces`` uint8 (N, 48, 48), ``labels`` int (N,), ``split`` str, ``label_names``."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"labelled faces not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise BenchError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    missing = [k for k in ("faces", "labels") if k not in data]
+    if missing:
+        raise BenchError(f"{path}: missing key(s) {missing} (expected faces, labels, split, label_names)")
+    faces, labels = data["faces"], data["labels"].astype(np.int64)
+    if faces.ndim == 4 and faces.shape[-1] == 1:
+        faces = faces[..., 0]
+    if faces.dtype != np.uint8 or faces.shape[1:] != (48, 48) or len(faces) != len(labels) or not len(faces):
+        raise BenchError(f"{path}: faces must be uint8 (N, 48, 48) with N labels, got {faces.dtype} "
+                         f"{faces.shape} and {labels.shape}")
+    split = str(data["split"]) if "split" in data else ""
+    names = [str(s) for s in data["label_names"]] if "label_names" in data else None
+    return {"faces": faces, "labels": labels, "split": split, "label_names": names}
+
+
+def model_latency(clf: TFLiteClassifier, face: np.ndarray, warmup: int = 10, runs: int = 100) -> dict:
+    """Batch-1 ``predict`` (quantize, invoke, dequantize): median and p90 in ms after ``warmup`` calls."""
+    x = face[None] if face.ndim == 2 else face[:1]
+    for _ in range(warmup):
+        clf.predict(x)
+    times = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        clf.predict(x)
+        times[i] = time.perf_counter() - t0
+    med = float(np.median(times))
+    return {"median_ms": round(med * 1e3, 4), "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 4),
+            "fps": round(1.0 / med, 1) if med > 0 else None, "runs": runs}
+
+
+def loop_fps(clf: TFLiteClassifier, video: str | Path, detect_every: int = 3,
+             max_frames: Optional[int] = None, detector=None) -> dict:
+    """The whole loop on ``video`` with ``clf`` (records built, nothing written). -> its summary."""
+    detector = detector or HaarDetector()
+    with VideoSource(video) as source:
+        loop = Loop(source, detector, IoUTracker(), clf, KioskAggregator(clf.labels), NullWriter(),
+                    detect_every=detect_every, max_frames=max_frames, fps_every=0)
+        s = loop.run()
+    return {"fps": s["fps"], "frames": s["frames"], "faces": s["faces"], "latency_ms": s["latency_ms"]}
+
+
+def run_bench(float_path, int8_path, faces_path, video=None, threads: Sequence[int] = (1,),
+              warmup: int = 10, runs: int = 100, detect_every: int = 3, max_frames: Optional[int] = None,
+              log: Callable[[str], None] = lambda s: None) -> dict:
+    data = load_eval_faces(faces_path)
+    faces, labels = data["faces"], data["labels"]
+    paths = {"float32": Path(float_path), "int8": Path(int8_path)}
+    result: dict = {"faces": {"path": str(faces_path), "n": int(len(faces)), "split": data["split"]},
+                    "models": {k: {"path": str(p)} for k, p in paths.items()}, "threads": list(threads)}
+    if video:
+        result["video"] = str(video)
+    probs = {}
+    for name, path in paths.items():
+        with quiet_native_stderr():
+            clf = TFLiteClassifier(path, threads=threads[0])
+        if data["label_names"] is not None and data["label_names"] != clf.labels:
+            raise BenchError(f"{faces_path}: label_names {data['label_names']} differ from the model's "
+                             f"labels {clf.labels}")
+        log(f"scoring {name} on {len(faces)} faces")
+        ev = evaluate(clf.predict, faces, labels, clf.labels, batch_size=64)
+        probs[name] = ev.pop("probs")
+        result["models"][name].update(accuracy=ev["accuracy"], macro_f1=ev["macro_f1"],
+                                      per_class=ev["per_class"], confusion=ev["confusion"])
+    m = result["models"]
+    result["accuracy_drop"] = m["float32"]["accuracy"] - m["int8"]["accuracy"]
+    result["macro_f1_drop"] = m["float32"]["macro_f1"] - m["int8"]["macro_f1"]
+    result["agreement"] = agreement(probs["int8"], probs["float32"])
+    for name, path in paths.items():
+        m[name]["latency"], m[name]["loop"] = {}, {}
+        for n in threads:
+            with quiet_native_stderr():
+                clf = TFLiteClassifier(path, threads=n)
+            log(f"latency {name} threads={n}")
+            m[name]["latency"][str(n)] = model_latency(clf, faces[0], warmup, runs)
+            if video:
+                log(f"loop {name} threads={n} on {Path(video).name}")
+                m[name]["loop"][str(n)] = loop_fps(clf, video, detect_every, max_frames)
+    return result
+
+
+def format_table(r: dict) -> str:
+    m = r["models"]
+    lines = [f"faces: {r['faces']['n']} ({r['faces']['split'] or 'unnamed split'}) from {r['faces']['path']}",
+             f"{'model':8} {'accuracy':>9} {'macro-F1':>9}",
+             *(f"{k:8} {m[k]['accuracy']:9.4f} {m[k]['macro_f1']:9.4f}" for k in ("float32", "int8")),
+             f"drop (float32 - int8): accuracy {r['accuracy_drop']:+.4f}, macro-F1 {r['macro_f1_drop']:+.4f}",
+             f"int8/float32 agreement: top-1 {r['agreement']['top1_agreement']:.4f}, "
+             f"mean |dp| {r['agreement']['mean_abs_prob_delta']:.4f}",
+             "",
+             f"{'model':8} {'threads':>7} {'median ms':>10} {'model fps':>10} {'loop fps':>9} {'loop ms/frame':>14}"]
+    for k in ("float32", "int8"):
+        for n, lat in m[k]["latency"].items():
+            loop = m[k]["loop"].get(n)
+            lf = f"{loop['fps']:9.1f}" if loop else f"{'-':>9}"
+            lm = f"{loop['latency_ms']['per_frame']:14.2f}" if loop else f"{'-':>14}"
+            lines.append(f"{k:8} {n:>7} {lat['median_ms']:10.3f} {lat['fps']:10.1f} {lf} {lm}")
+    if r.get("video"):
+        lines.append(f"loop: {r['video']}")
+    return "\n".join(lines)

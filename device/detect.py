@@ -1,0 +1,165 @@
+"""Face detection behind a small interface, plus an IoU tracker that carries ids and smoothing.
+
+A detector is anything with ``detect(gray) -> (N, 4) int32 boxes (x, y, w, h)`` in the
+coordinates of the gray frame it was given. ``HaarDetector`` (OpenCV's frontal-face cascade)
+is the default; a better one (a DNN, a LiteRT face model) only has to offer the same call.
+The tracker matches each detection round to the existing tracks by IoU, so a face keeps its
+id and its smoothed probabilities between detections (``--detect-every``) and across frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Protocol
+
+import cv2
+import numpy as np
+
+from .smoothing import ema
+
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+
+
+class DetectorError(RuntimeError):
+    """The detector cannot be built (missing cascade file, OpenCV without CascadeClassifier)."""
+
+
+class Detector(Protocol):
+    def detect(self, gray: np.ndarray) -> np.ndarray:
+        """2-D uint8 frame -> (N, 4) int32 boxes (x, y, w, h) in that frame's pixels."""
+
+
+def default_cascade_path() -> Path:
+    data = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if not data:
+        raise DetectorError("this OpenCV has no cv2.data.haarcascades (OpenCV 5.x ships no Haar cascades): "
+                            "pip install 'opencv-python-headless<5', or pass --cascade FILE.xml")
+    return Path(data) / DEFAULT_CASCADE
+
+
+class HaarDetector:
+    """OpenCV Haar cascade run on a downscaled copy of the gray frame (the loop's usual bottleneck).
+
+    ``detect_width``: frames wider than this are shrunk to it before detection (boxes are scaled
+    back). ``min_size``: smallest face, in pixels of the full frame.
+    """
+
+    def __init__(self, cascade_path: str | Path | None = None, detect_width: int = 320,
+                 scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 40):
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise DetectorError("this OpenCV has no CascadeClassifier (OpenCV 5.x): pip install 'opencv-python-headless<5'")
+        path = Path(cascade_path) if cascade_path else default_cascade_path()
+        if not path.is_file():
+            raise DetectorError(f"face cascade not found: {path}")
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise DetectorError(f"cannot load face cascade {path} (not a cascade XML file)")
+        self.detect_width = int(detect_width)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.min_size = int(min_size)
+
+    def detect(self, gray: np.ndarray) -> np.ndarray:
+        h, w = gray.shape[:2]
+        scale = min(1.0, self.detect_width / float(w)) if self.detect_width > 0 else 1.0
+        small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                     interpolation=cv2.INTER_AREA)
+        m = max(1, int(round(self.min_size * scale)))
+        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                              minNeighbors=self.min_neighbors, minSize=(m, m))
+        if len(boxes) == 0:
+            return np.zeros((0, 4), np.int32)
+        return np.round(np.asarray(boxes, np.float32) / scale).astype(np.int32)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), boxes as (x, y, w, h)."""
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    ax0, ay0, ax1, ay1 = a[:, 0:1], a[:, 1:2], a[:, 0:1] + a[:, 2:3], a[:, 1:2] + a[:, 3:4]
+    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
+    ih = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None)
+    inter = iw * ih
+    union = (a[:, 2:3] * a[:, 3:4]) + (b[:, 2] * b[:, 3]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray                     # (4,) int32 x, y, w, h
+    probs: Optional[np.ndarray] = None  # smoothed class probabilities
+    hits: int = 1                       # detection rounds this face was found in
+    missed: int = 0                     # detection rounds in a row it was not
+
+    @property
+    def area(self) -> int:
+        return int(self.box[2]) * int(self.box[3])
+
+
+@dataclass
+class IoUTracker:
+    """Greedy IoU matching of detections to tracks; EMA of probabilities per track.
+
+    A track not matched in a detection round is kept (hidden) for ``max_missed`` rounds, so a
+    single missed detection does not reset its id or smoothing; ``visible`` lists the tracks
+    found in the last round, in creation order.
+    """
+    iou_threshold: float = 0.3
+    max_missed: int = 1
+    alpha: float = 0.5
+    tracks: list[Track] = field(default_factory=list)
+    next_id: int = 1
+
+    def update(self, boxes: np.ndarray) -> list[Track]:
+        """One detection round: match ``boxes`` (N, 4) to tracks, start new ones, age the rest."""
+        boxes = np.asarray(boxes, np.int32).reshape(-1, 4)
+        matched_tracks: set[int] = set()
+        matched_boxes: set[int] = set()
+        if self.tracks and len(boxes):
+            iou = iou_matrix(np.stack([t.box for t in self.tracks]), boxes)
+            # Greedy: best pairs first. N and M are a handful of faces; the sort is vectorised.
+            order = np.argsort(-iou, axis=None)
+            for flat in order:
+                ti, bi = divmod(int(flat), len(boxes))
+                if iou[ti, bi] < self.iou_threshold:
+                    break
+                if ti in matched_tracks or bi in matched_boxes:
+                    continue
+                matched_tracks.add(ti)
+                matched_boxes.add(bi)
+                track = self.tracks[ti]
+                track.box, track.hits, track.missed = boxes[bi].copy(), track.hits + 1, 0
+        kept = []
+        for i, track in enumerate(self.tracks):
+            if i not in matched_tracks:
+                track.missed += 1
+                if track.missed > self.max_missed:
+                    continue
+            kept.append(track)
+        for bi in range(len(boxes)):
+            if bi not in matched_boxes:
+                kept.append(Track(self.next_id, boxes[bi].copy()))
+                self.next_id += 1
+        self.tracks = kept
+        return self.visible
+
+    @property
+    def visible(self) -> list[Track]:
+        return [t for t in self.tracks if t.missed == 0]
+
+    def smooth(self, tracks: list[Track], probs: np.ndarray) -> np.ndarray:
+        """Fold this frame's probabilities (one row per track) into each track's EMA; return the smoothed rows."""
+        if not tracks:
+            return np.zeros((0, probs.shape[-1] if probs.ndim == 2 else 0), np.float32)
+        prev = np.stack([t.probs if t.probs is not None else np.full(probs.shape[1], np.nan, np.float32)
+                         for t in tracks])
+        out = ema(prev, probs, self.alpha)
+        for track, row in zip(tracks, out):
+            track.probs = row
+        return out
+
+    def reset(self) -> None:
+        """Forget all tracks (between unrelated still images); ids keep counting up."""
+        self.tracks = []

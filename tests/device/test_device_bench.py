@@ -1,0 +1,63 @@
+"""run.py bench on a small labelled set of real FER2013 faces, and on the real clip."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from device.contract import LABELS
+from device.interpreter import TFLiteClassifier
+from device.metrics import agreement, evaluate
+from device.run import cli
+
+
+@pytest.fixture(scope="module")
+def eval_faces(tmp_path_factory, sample_faces):
+    faces, labels = sample_faces
+    path = tmp_path_factory.mktemp("bench") / "eval_faces.npz"
+    np.savez(path, faces=faces[:120], labels=labels[:120], split=np.array("sample"),
+             label_names=np.array(LABELS))
+    return path
+
+
+def test_bench_table_and_json(device_model, eval_faces, faces_dir, tmp_path, sample_faces):
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(cli, ["bench", "--float", str(device_model / "model_float32.tflite"),
+                                   "--int8", str(device_model / "model_int8.tflite"), "--faces", str(eval_faces),
+                                   "--video", str(faces_dir / "fer_test.mp4"), "--max-frames", "30",
+                                   "--threads", "1,2", "--runs", "20", "--warmup", "2", "--json", str(out)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    r = json.loads(out.read_text())
+    assert r["faces"] == {"path": str(eval_faces), "n": 120, "split": "sample"}
+    # the same scoring as device.metrics, face for face
+    faces, labels = sample_faces
+    probs = {}
+    for name in ("float32", "int8"):
+        ev = evaluate(TFLiteClassifier(device_model / f"model_{name}.tflite", threads=1).predict,
+                      faces[:120], labels[:120])
+        probs[name] = ev["probs"]
+        assert r["models"][name]["accuracy"] == pytest.approx(ev["accuracy"])
+        assert r["models"][name]["macro_f1"] == pytest.approx(ev["macro_f1"])
+        assert set(r["models"][name]["latency"]) == set(r["models"][name]["loop"]) == {"1", "2"}
+        for lat in r["models"][name]["latency"].values():
+            assert lat["median_ms"] > 0 and lat["fps"] > 0 and lat["runs"] == 20
+        for loop in r["models"][name]["loop"].values():
+            assert loop["frames"] == 30 and loop["faces"] >= 25 and loop["fps"] > 0
+    assert r["accuracy_drop"] == pytest.approx(r["models"]["float32"]["accuracy"] - r["models"]["int8"]["accuracy"])
+    assert r["agreement"] == pytest.approx(agreement(probs["int8"], probs["float32"]))
+    table = res.stdout
+    assert "int8/float32 agreement: top-1" in table and "drop (float32 - int8)" in table
+    assert sum(line.split()[:2] in (["int8", "1"], ["int8", "2"], ["float32", "1"], ["float32", "2"])
+               for line in table.splitlines()) == 4
+
+
+def test_bench_bad_faces_file(device_model, tmp_path):
+    bad = tmp_path / "eval_faces.npz"
+    np.savez(bad, faces=np.zeros((3, 32, 32), np.uint8), labels=np.zeros(3, np.int64))
+    res = CliRunner().invoke(cli, ["bench", "--float", str(device_model / "model_float32.tflite"),
+                                   "--int8", str(device_model / "model_int8.tflite"), "--faces", str(bad)])
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: {bad}: faces must be uint8 (N, 48, 48)")
