@@ -1,0 +1,279 @@
+"""Scoring, latency and the conversion report (report.json, report.md, confusion PNGs, eval_faces.npz).
+
+Every model is scored by ``device.metrics.evaluate`` on the same faces: the Keras
+model through a thin predict function, every ``.tflite`` through
+``device.interpreter.TFLiteClassifier`` (the code the Pi runs).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from device import contract
+from device.atomic import atomic_path, write_json, write_text
+from device.interpreter import TFLiteClassifier
+from device.metrics import agreement, evaluate
+
+DEFAULT_EVAL_FACES = 500
+
+# Why an op may be left in float in an int8 graph, for the report.
+FLOAT_OP_REASONS = {
+    "SQUARE": "TFLite's SQUARE kernel has no int8 version. keras.ops.normalize (x * min(rsqrt(sum(square(x))), 1/eps)) "
+              "does not match the converter's L2-normalisation pattern, so SQUARE stays as its own op and is run in "
+              "float between a DEQUANTIZE and a QUANTIZE. Writing the layer as "
+              "x * rsqrt(maximum(sum(square(x), -1, keepdims=True), eps)) fuses into the builtin "
+              "L2_NORMALIZATION op, which has an int8 kernel.",
+    "DEQUANTIZE": "turns int8 back into float32 for the next op, which has no int8 kernel",
+    "QUANTIZE": "turns float32 back into int8 after an op that ran in float",
+}
+
+
+def keras_predict(model, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
+    """faces (N, 48, 48) uint8 -> probabilities, the Keras model called in inference mode."""
+    def predict(faces):
+        return np.asarray(model(contract.as_batch(faces), training=False), np.float32)
+    return predict
+
+
+def score(predict, faces, labels, class_names: Sequence[str], progress=None) -> tuple[dict, np.ndarray]:
+    """``device.metrics.evaluate`` with the probabilities split off (JSON-ready metrics, probs)."""
+    result = evaluate(predict, faces, labels, class_names=class_names, progress=progress)
+    probs = result.pop("probs")
+    return result, probs
+
+
+def classifier(path, threads: int | None = None) -> TFLiteClassifier:
+    """``device.interpreter.TFLiteClassifier`` with LiteRT's C++ banner kept off the console."""
+    from .console import captured_stderr
+    with captured_stderr():
+        clf = TFLiteClassifier(path, threads=threads)
+        clf.predict(np.zeros((1, *contract.INPUT_SHAPE[:2]), np.uint8))  # delegates are applied on first use
+    return clf
+
+
+def score_tflite(path, faces, labels, class_names, threads: int | None = None, progress=None):
+    clf = classifier(path, threads=threads)
+    return score(lambda f: clf.predict(f), faces, labels, class_names, progress)
+
+
+def latency(path, threads: int | None, runs: int = 50, warmup: int = 10, face: np.ndarray | None = None) -> dict:
+    """Median single-face (batch 1) latency of ``path`` through the device wrapper, after warm-up."""
+    clf = classifier(path, threads=threads)
+    x = face if face is not None else np.full((1, *contract.INPUT_SHAPE[:2]), 128, np.uint8)
+    x = np.asarray(x, np.uint8).reshape(1, *contract.INPUT_SHAPE[:2])
+    for _ in range(max(warmup, 1)):
+        clf.predict(x)
+    times = []
+    for _ in range(max(runs, 1)):
+        t = time.perf_counter()
+        clf.predict(x)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return {"threads": threads, "runs": len(times), "warmup": warmup, "median_ms": round(med * 1e3, 4),
+            "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 4), "fps": round(1.0 / med, 1) if med else None}
+
+
+def drop_pp(ref: dict, other: dict) -> dict:
+    """Percentage-point drop from ``ref`` to ``other``: accuracy, macro-F1 and per-class recall (positive = worse)."""
+    return {
+        "accuracy_pp": round(100 * (ref["accuracy"] - other["accuracy"]), 3),
+        "macro_f1_pp": round(100 * (ref["macro_f1"] - other["macro_f1"]), 3),
+        "per_class_recall_pp": {name: round(100 * (ref["per_class"][name]["recall"] - other["per_class"][name]["recall"]), 3)
+                                for name in ref["per_class"]},
+    }
+
+
+def compare(probs_ref: np.ndarray, probs_other: np.ndarray) -> dict:
+    """``device.metrics.agreement`` plus the largest single |delta p|."""
+    out = agreement(probs_ref, probs_other)
+    out["max_abs_prob_delta"] = float(np.abs(probs_ref - probs_other).max()) if len(probs_ref) else 0.0
+    return out
+
+
+def machine_info() -> dict:
+    return {"hostname": platform.node(), "platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """About ``n`` indices, seeded, taking classes in turn (round robin) so rare classes are kept."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
+    chosen: list[int] = []
+    while len(chosen) < n:
+        for pool in pools:
+            if pool and len(chosen) < n:
+                chosen.append(int(pool.pop()))
+    return np.sort(np.asarray(chosen, np.int64))
+
+
+def write_eval_faces(path, faces: np.ndarray, labels: np.ndarray, split_name: str,
+                     label_names: Sequence[str], n: int = DEFAULT_EVAL_FACES, seed: int = 0) -> Path:
+    """``eval_faces.npz`` for ``device/run.py bench``: labelled evaluation faces, no TensorFlow needed to read."""
+    idx = stratified_indices(labels, n, seed)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez would otherwise append its own suffix
+            np.savez_compressed(f, faces=np.asarray(faces)[idx].astype(np.uint8),
+                                labels=np.asarray(labels)[idx].astype(np.int64),
+                                split=np.asarray(str(split_name)), label_names=np.asarray(list(label_names)))
+    return path
+
+
+def plot_confusion(cm, labels: Sequence[str], path, title: str) -> Path:
+    """A row-normalised confusion matrix with counts, as a PNG (written atomically)."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    cm = np.asarray(cm, np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+# --- markdown -----------------------------------------------------------------------------
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _pp(x) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _size(n) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
+
+
+def render_markdown(r: dict) -> str:
+    """report.md from report.json's dict."""
+    ev = r["evaluation"]
+    names = list(r["models"])
+    out = [f"# ferlite conversion report: {r['run']['model']}", "",
+           f"- run: `{r['run']['dir']}`", f"- output: `{r['out_dir']}`",
+           f"- date: {r['date']}", f"- machine: {r['machine']['platform']} ({r['machine']['cpu_count']} CPUs, "
+           f"{r['machine']['hostname']})", f"- TensorFlow {r['versions'].get('tensorflow')}, "
+           f"Keras {r['versions'].get('keras')}, LiteRT {r['versions'].get('ai_edge_litert')}", "",
+           f"Evaluation: {ev['n']} faces of `{ev['split']}` (split `{ev['split_kind']}`"
+           + (f", capped by --eval-limit {ev['limit']}" if ev.get("limit") else "") + f"), data `{ev['data']}`.", ""]
+    cal = r.get("calibration")
+    if cal:
+        out += [f"Calibration: {cal['n']} seeded (seed {cal['seed']}) shuffled faces of the training split, "
+                f"pixels {cal['pixel_min']}..{cal['pixel_max']} (mean {cal['pixel_mean']:.1f}), "
+                f"median neighbour-pixel correlation {cal['median_neighbour_correlation']:.2f}.", ""]
+    for note in r.get("notes", []):
+        out.append(f"> note: {note}")
+    if r.get("notes"):
+        out.append("")
+
+    out += ["## Accuracy", "", "| model | file | size | accuracy | macro-F1 | drop vs Keras (pp) | drop vs float32 (pp) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in names:
+        m = r["models"][name]
+        out.append(f"| {name} | {m.get('file') or '-'} | {_size(m['size_bytes']) if m.get('size_bytes') else '-'} | "
+                   f"{_pct(m['accuracy'])} | {_pct(m['macro_f1'])} | "
+                   f"{_pp(m.get('drop_vs_keras', {}).get('accuracy_pp'))} | "
+                   f"{_pp(m.get('drop_vs_float32', {}).get('accuracy_pp'))} |")
+    out.append("")
+
+    if "int8" in r["models"]:
+        i8 = r["models"]["int8"]
+        d = i8["drop_vs_float32"]
+        out += ["## int8 against float32", "",
+                f"- accuracy drop: {_pp(d['accuracy_pp'])} pp, macro-F1 drop: {_pp(d['macro_f1_pp'])} pp "
+                f"(drop vs Keras: {_pp(i8['drop_vs_keras']['accuracy_pp'])} pp)",
+                f"- top-1 agreement: {_pct(i8['vs_float32']['top1_agreement'])}, mean |delta p|: "
+                f"{i8['vs_float32']['mean_abs_prob_delta']:.4f}, max |delta p|: {i8['vs_float32']['max_abs_prob_delta']:.4f}",
+                f"- input: {i8['io']['input']['dtype']} scale {i8['io']['input']['scale']:g} zero-point "
+                f"{i8['io']['input']['zero_point']}" + (" (uint8 pixels map to it by flipping the top bit)"
+                                                        if i8['io']['input']['scale'] == 1.0
+                                                        and i8['io']['input']['zero_point'] == -128 else ""),
+                f"- output: {i8['io']['output']['dtype']} scale {i8['io']['output']['scale']:g} zero-point "
+                f"{i8['io']['output']['zero_point']}", "",
+                "Per-class recall drop (pp, int8 vs float32; positive = worse):", "",
+                "| class | " + " | ".join(d["per_class_recall_pp"]) + " |",
+                "| --- |" + " --- |" * len(d["per_class_recall_pp"]),
+                "| drop | " + " | ".join(_pp(v) for v in d["per_class_recall_pp"].values()) + " |", ""]
+        gate = r.get("gate")
+        if gate:
+            out += [f"Gate --max-drop {gate['max_drop_pp']} pp: **{'PASS' if gate['passed'] else 'FAIL'}** "
+                    f"(drop {gate['drop_pp']:+.2f} pp).", ""]
+
+    out += ["## Latency (batch 1, median after warm-up, through device.interpreter)", "",
+            "| model | threads | median ms | p90 ms | fps |", "| --- | --- | --- | --- | --- |"]
+    for name in names:
+        for lat in r["models"][name].get("latency", []):
+            out.append(f"| {name} | {lat['threads']} | {lat['median_ms']:.3f} | {lat['p90_ms']:.3f} | {lat['fps']} |")
+    out.append("")
+
+    out += ["## Ops that run in float", ""]
+    for name in names:
+        g = r["models"][name].get("graph")
+        if not g:
+            continue
+        fl = g["float_ops"]
+        if name == "int8":
+            if not fl:
+                out.append(f"- **int8**: none. No op of the {g['n_ops']} reads or writes a float tensor: integer end to end (int8 activations), suits integer-only NPUs.")
+            else:
+                out.append(f"- **int8**: {len(fl)} of {g['n_ops']} ops still run in float:")
+                for op in fl:
+                    reason = FLOAT_OP_REASONS.get(op["op"], "no int8 kernel for this op in TFLite builtins")
+                    out.append(f"  - #{op['index']} {op['op']} ({', '.join(op['dtypes'])}): {reason}")
+        else:
+            out.append(f"- {name}: {g['n_float_ops']} of {g['n_ops']} ops touch float32 tensors "
+                       f"({'activations are float in this target' if g['n_float_ops'] else 'none'}).")
+    out.append("")
+    if "int8" in r["models"] and r["models"]["int8"].get("graph"):
+        counts = r["models"]["int8"]["graph"]["op_counts"]
+        out += ["int8 graph ops: " + ", ".join(f"{k} x{v}" for k, v in counts.items()), ""]
+        shape_ops = r["models"]["int8"]["graph"].get("shape_ops") or []
+        if shape_ops:
+            out += [f"Shape arithmetic on int32 tensors ({', '.join(shape_ops)}): computes the batch size for a "
+                    "reshape (Flatten on a dynamic batch). Integer, not float; an integer-only NPU delegate may "
+                    "leave these few scalar ops on the CPU.", ""]
+
+    pngs = [(n, r["models"][n]["confusion_png"]) for n in names if r["models"][n].get("confusion_png")]
+    if pngs:
+        out += ["## Confusion matrices", ""] + [f"![{n}]({p})" for n, p in pngs] + [""]
+    out += ["Files: " + ", ".join(f"`{f}`" for f in r.get("files", [])), ""]
+    return "\n".join(out)
+
+
+def write_report(out_dir, report: dict) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    md = write_text(out_dir / "report.md", render_markdown(report))
+    js = write_json(out_dir / "report.json", report)  # last: its presence marks a finished conversion
+    return js, md
