@@ -1,0 +1,101 @@
+"""End-to-end smoke runs on sample.csv: artefacts, resume, CLI, and the contract convert relies on."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from device.metadata import read_metadata  # noqa: E402
+from train.config import ConfigError, resolve  # noqa: E402
+from train.data import load_fer2013, make_split  # noqa: E402
+from train.fit import train_run  # noqa: E402
+from train.report import read_history  # noqa: E402
+
+ARTEFACTS = ("model.keras", "metadata.json", "config.json", "history.csv", "curves.png", "confusion.png",
+             "metrics.json")
+
+
+def _cfg(sample_csv, out, **kw):
+    return resolve(data=str(sample_csv), out=str(out), **{"split": "random80", "epochs": 1, "batch_size": 32, **kw})
+
+
+def test_smoke_run_writes_every_artefact(sample_csv, tmp_path):
+    out = train_run(_cfg(sample_csv, tmp_path / "run"))
+    for name in ARTEFACTS:
+        assert (out / name).stat().st_size > 0, name
+    cfg = json.loads((out / "config.json").read_text())
+    assert {"data", "split", "seed", "val_fraction", "model", "epochs", "batch_size"} <= set(cfg)
+    meta = read_metadata(out / "model.keras")
+    assert meta["data"]["split"] == "random80" and meta["data"]["test_split"] == "random80-test"
+    assert meta["data"]["sha256"] == load_fer2013(sample_csv).sha256
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "random80-test" and metrics["epochs_run"] == 1 and "probs" not in metrics
+    # What convert does: recover the test faces from config.json and score the saved model on them.
+    ds = load_fer2013(cfg["data"])
+    split = make_split(ds, cfg["split"], cfg["seed"], cfg["val_fraction"])
+    assert metrics["n"] == len(split.test)
+    model = keras.models.load_model(out / "model.keras")
+    probs = model.predict_on_batch(ds.faces[split.test[:4], ..., None].astype(np.float32))
+    assert probs.shape == (4, 7)
+    with pytest.raises(ConfigError, match="--resume"):
+        train_run(_cfg(sample_csv, out))  # never clobbers a finished run
+
+
+def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
+    out = tmp_path / "run"
+    train_run(_cfg(sample_csv, out, limit=100))
+    first = read_history(out / "history.csv")
+    train_run(_cfg(sample_csv, out, limit=100, epochs=2, resume=True))
+    hist = read_history(out / "history.csv")
+    assert [h["epoch"] for h in hist] == [1, 2] and hist[0] == first[0]
+    assert json.loads((out / "state.json").read_text())["epoch"] == 2
+    with pytest.raises(ConfigError, match="seed"):
+        train_run(_cfg(sample_csv, out, limit=100, epochs=3, resume=True, seed=9))
+
+
+def test_resnet50_cached_then_fine_tune(sample_csv, tmp_path):
+    out = train_run(_cfg(sample_csv, tmp_path / "r50", model="resnet50", weights="none", limit=40,
+                         batch_size=8, cache_views=2, fine_tune_epochs=1))
+    assert sorted(p.name for p in (out / "cache").iterdir()) == ["train_view0.npy", "train_view1.npy", "val.npy"]
+    assert [h["phase"] for h in read_history(out / "history.csv")] == ["frozen", "fine_tune"]
+    model = keras.models.load_model(out / "model.keras")
+    assert model.input.shape[1:] == (48, 48, 1) and model.output.shape[1:] == (7,)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_cli_smoke(sample_csv, tmp_path):
+    r = _cli("--data", str(sample_csv), "--out", str(tmp_path / "cli"), "--split", "random80", "--epochs", "1",
+             "--limit", "60", "--model", "residual_cnn", "--preset", "paper")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ARTEFACTS:
+        assert (tmp_path / "cli" / name).exists(), name
+    cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert cfg["lr"] == 1e-4 and cfg["class_weights"] == "paper" and cfg["epochs"] == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--data", "missing.csv", "--out", "x"), "missing.csv: no such file"),
+    (("--data", "{sample}", "--out", "x", "--split", "bogus"), "--split"),
+    (("--data", "{sample}", "--out", "x", "--epochs", "-1"), "--epochs"),
+    (("--data", "{bad}", "--out", "{out}"), "bad.csv:3: "),
+])
+def test_cli_errors_are_one_line(sample_csv, tmp_path, args, words):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("emotion,pixels,Usage\n0," + " ".join(["1"] * 2304) + ",Training\n0,1 2,Training\n")
+    args = [a.format(sample=sample_csv, bad=bad, out=tmp_path / "o") for a in args]
+    r = _cli(*args)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and words in lines[-1], r.stderr
+    assert "Traceback" not in r.stderr

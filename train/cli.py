@@ -1,0 +1,74 @@
+"""``python -m train``: flags -> TrainConfig -> train_run. Errors become one ``error: ...`` line."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .config import CLASS_WEIGHTS, PRESETS, SPLITS, ConfigError, resolve
+from .data import DataError
+
+MODEL_NAMES = ("vanilla_cnn", "residual_cnn", "resnet50")  # = models.MODELS, without importing Keras for --help
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", required=True, help="FER2013 .csv / .csv.gz, or an image folder (train/<class>/*.png).")
+@click.option("--model", type=click.Choice(MODEL_NAMES), default=None, help="Network (default vanilla_cnn).")
+@click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default",
+              help="paper = Adam 1e-4, 60 epochs, batch 32, paper class weights, random80 split.")
+@click.option("--epochs", type=click.IntRange(min=0), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
+@click.option("--split", type=click.Choice(SPLITS), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
+@click.option("--weights", default=None, help="resnet50 backbone: imagenet, none, or a local .h5 / .weights.h5 file.")
+@click.option("--keep-stem-pool", is_flag=True, default=None, help="resnet50: keep the stem max-pool.")
+@click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None,
+              help="Phase 2: unfreeze conv5 at lr/10 for N epochs.")
+@click.option("--cache-views", type=click.IntRange(min=1), default=None,
+              help="resnet50 phase 1: backbone features cached for K views per face.")
+@click.option("--no-cache", is_flag=True, default=False, help="resnet50: run the frozen backbone every step.")
+@click.option("--no-augment", is_flag=True, default=False)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None)
+@click.option("--resume", is_flag=True, default=False, help="Continue an interrupted run in --out.")
+@click.option("--limit", type=click.IntRange(min=14), default=None, help="Subsample to about N rows (smoke runs).")
+def main(data, model, out, preset, no_cache, no_augment, **opts):
+    """Train a facial-expression model on FER2013 into a run folder."""
+    if not Path(data).exists():
+        raise DataError(f"{data}: no such file or folder")
+    weights = opts.pop("weights")
+    if weights is not None and weights.lower() not in ("imagenet", "none"):
+        if not Path(weights).is_file():
+            raise ConfigError(f"--weights {weights}: no such file (expected imagenet, none or a weights file)")
+    cfg = resolve(preset, data=data, model=model, out=out, weights=weights,
+                  cache=False if no_cache else None, augment=False if no_augment else None, **opts)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
+    from .fit import train_run  # Keras/TF load only once the flags are known to be good
+    train_run(cfg)
+
+
+def run(argv=None) -> int:
+    try:
+        main.main(args=argv, prog_name="python -m train", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.format_message(), err=True)
+        return 2
+    except click.UsageError as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return 2
+    except (DataError, ConfigError, OSError) as e:
+        click.echo(f"error: {e}", err=True)
+        return 1
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("error: interrupted; finished epochs are saved, continue with --resume", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,91 @@
+"""Every training default and preset in one place.
+
+A run is fully described by a TrainConfig; it is saved as ``config.json`` beside the
+artefacts, and ``convert`` re-creates the data split from its data/split/seed/val_fraction.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# The paper's class weights (sec. 3), in LABELS order: Angry Disgust Fear Happy Sad Surprise Neutral.
+PAPER_CLASS_WEIGHTS = (0.1, 0.3, 0.3, 1.0, 0.3, 0.3, 0.1)
+CLASS_WEIGHTS = ("paper", "balanced", "none")
+SPLITS = ("official", "random80")
+
+
+class ConfigError(ValueError):
+    """A training option has a value that cannot work."""
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    model: str = "vanilla_cnn"
+    preset: str = "default"
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    class_weights: str = "balanced"       # paper | balanced | none
+    split: str = "official"               # official | random80
+    seed: int = 0
+    val_fraction: float = 0.1
+    augment: bool = True
+    dropout: float | None = None          # None: the model's own default
+    weights: str | None = "imagenet"      # resnet50 only: imagenet | none | a local weights file
+    keep_stem_pool: bool = False
+    fine_tune_epochs: int = 0             # phase 2: conv5 unfrozen at lr / 10
+    cache: bool = True                    # resnet50 phase 1 trains the head on cached backbone features
+    cache_views: int = 2                  # augmented views cached per training face (view 0 is plain)
+    resume: bool = False
+    limit: int | None = None              # subsample to about this many rows (smoke runs)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    # Official split, a learning rate that converges in tens of epochs, balanced weights for Disgust.
+    "default": {},
+    # Paper sec. 3, Table 1: Adam(1e-4, 0.9, 0.999), 60 epochs, batch 32, weighted CE, random 80/20.
+    "paper": dict(lr=1e-4, beta_1=0.9, beta_2=0.999, epochs=60, batch_size=32,
+                  class_weights="paper", augment=True, split="random80"),
+}
+
+
+def resolve(preset: str = "default", **overrides) -> TrainConfig:
+    """Defaults <- preset <- overrides (None means "not given"), then validated."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} (expected one of {', '.join(PRESETS)})")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = set(values) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    cfg = TrainConfig(preset=preset, **values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    from .models import MODELS
+    checks = [
+        (cfg.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {cfg.model!r}"),
+        (cfg.epochs >= 0 and cfg.fine_tune_epochs >= 0, "epochs must be >= 0"),
+        (cfg.epochs + cfg.fine_tune_epochs > 0, "nothing to train: epochs + fine_tune_epochs is 0"),
+        (cfg.batch_size > 0, f"batch size must be > 0, got {cfg.batch_size}"),
+        (cfg.lr > 0, f"learning rate must be > 0, got {cfg.lr}"),
+        (cfg.class_weights in CLASS_WEIGHTS, f"class weights must be one of {', '.join(CLASS_WEIGHTS)}"),
+        (cfg.split in SPLITS, f"split must be one of {', '.join(SPLITS)}, got {cfg.split!r}"),
+        (0 < cfg.val_fraction < 1, f"val fraction must be in (0, 1), got {cfg.val_fraction}"),
+        (cfg.cache_views >= 1, f"cache views must be >= 1, got {cfg.cache_views}"),
+        (cfg.limit is None or cfg.limit >= 14, "limit must be at least 14 rows"),
+        (bool(cfg.data), "no data path given"),
+        (bool(cfg.out), "no output folder given"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)

@@ -1,0 +1,227 @@
+"""One training run, start to finish: data -> split -> fit (resumable) -> best model -> report.
+
+    from train.config import resolve
+    from train.fit import train_run
+    train_run(resolve("paper", data="fer2013.csv.gz", model="resnet50", out="runs/r50"))
+
+Phase 1 trains with the backbone frozen (resnet50: the head alone on cached features, see
+cache.py); optional phase 2 fine-tunes conv5 at lr/10. After every epoch the run folder gets,
+atomically: checkpoint.keras (model + optimizer), history.csv, state.json (epochs done, best),
+and best.keras whenever val accuracy improves, so --resume loses at most one epoch.
+Model selection uses the val split only; the test split is scored once, at the end.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from device.atomic import atomic_path, write_json
+from device.contract import LABELS, as_batch
+from device.metadata import make_metadata, write_metadata
+from device.metrics import evaluate
+
+from . import report
+from .cache import FeatureBatches, cache_split
+from .config import PAPER_CLASS_WEIGHTS, ConfigError, TrainConfig
+from .data import Split, load_fer2013, make_split
+from .layers import ScaledL2Normalize  # noqa: F401  (registers the layer for load_model)
+from .models import assemble, build_model, build_resnet50_parts, unfreeze_top
+
+# Must match between a run and its --resume: they decide the data, the split or the network.
+RESUME_KEYS = ("data", "model", "split", "seed", "val_fraction", "limit", "augment", "dropout",
+               "weights", "keep_stem_pool", "cache", "cache_views", "class_weights")
+
+
+def train_run(cfg: TrainConfig) -> Path:
+    """Train ``cfg.model`` on ``cfg.data`` into the run folder ``cfg.out``; returns the folder."""
+    out = Path(cfg.out)
+    state = _prepare_folder(out, cfg)
+    keras.utils.set_random_seed(cfg.seed)
+
+    ds = load_fer2013(cfg.data)
+    split = make_split(ds, cfg.split, cfg.seed, cfg.val_fraction)
+    if cfg.limit:
+        split = limit_split(split, cfg.limit, cfg.seed)
+    print(split.summary())
+    if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
+        raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
+    write_json(out / "config.json", cfg.to_dict())
+
+    train_w = sample_weights(ds.labels[split.train], cfg.class_weights)
+    data = dict(train=(ds.faces[split.train], ds.labels[split.train], train_w),
+                val=(ds.faces[split.val], ds.labels[split.val]))
+    history = report.read_history(out / "history.csv")[:state["epoch"]]
+    t0 = time.time()
+    if state["epoch"] < cfg.epochs:
+        _phase1(cfg, out, data, state, history)
+    if cfg.fine_tune_epochs and state["epoch"] < cfg.epochs + cfg.fine_tune_epochs:
+        _phase2(cfg, out, data, state, history)
+    state["train_time_s"] = state.get("train_time_s", 0.0) + (time.time() - t0)
+    write_json(out / "state.json", state)
+    return _finish(cfg, out, ds, split, state, history)
+
+
+def _prepare_folder(out: Path, cfg: TrainConfig) -> dict:
+    """Fresh folder, or the saved state of the run to resume; refuses to clobber a finished run."""
+    fresh = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "train_time_s": 0.0}
+    if not out.exists() or not any(out.iterdir()):
+        out.mkdir(parents=True, exist_ok=True)
+        return fresh
+    if not cfg.resume:
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    saved_cfg = out / "config.json"
+    if saved_cfg.exists():
+        saved = json.loads(saved_cfg.read_text())
+        diff = [k for k in RESUME_KEYS if saved.get(k) != cfg.to_dict().get(k)]
+        if diff:
+            raise ConfigError(f"cannot resume {out}: {', '.join(f'{k} was {saved.get(k)!r}' for k in diff)}")
+    state_file = out / "state.json"
+    return {**fresh, **json.loads(state_file.read_text())} if state_file.exists() else fresh
+
+
+def limit_split(split: Split, limit: int, seed: int) -> Split:
+    """Keep about ``limit`` rows in all, the same fraction of each side (seeded)."""
+    rng = np.random.default_rng(seed + 1)
+    total = len(split.train) + len(split.val) + len(split.test)
+    f = min(1.0, limit / total)
+
+    def take(idx):
+        n = min(len(idx), max(7, int(round(len(idx) * f))))
+        return np.sort(rng.choice(idx, n, replace=False))
+    return Split(take(split.train), take(split.val), take(split.test), split.kind, split.test_name,
+                 split.duplicate_groups, split.dropped)
+
+
+def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
+    """Per-sample loss weights: the paper's vector, inverse class frequency ("balanced"), or none."""
+    if mode == "none":
+        return None
+    if mode == "paper":
+        w = np.asarray(PAPER_CLASS_WEIGHTS, np.float32)
+    elif mode == "balanced":
+        counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float32)
+        w = len(labels) / (len(LABELS) * np.maximum(counts, 1))
+    else:
+        raise ConfigError(f"unknown class weights {mode!r}")
+    return w[labels].astype(np.float32)
+
+
+def _compile(model: keras.Model, cfg: TrainConfig, lr: float) -> keras.Model:
+    model.compile(optimizer=keras.optimizers.Adam(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # metrics unweighted
+    return model
+
+
+def _batches(faces_or_views, labels, weights, cfg, shuffle, seed_offset=0):
+    views = faces_or_views if isinstance(faces_or_views, list) else [faces_or_views[..., None]]
+    return FeatureBatches(views, labels, weights, cfg.batch_size, shuffle, cfg.seed + seed_offset)
+
+
+def _phase1(cfg, out, data, state, history):
+    (tx, ty, tw), (vx, vy) = data["train"], data["val"]
+    resuming = state["epoch"] > 0 and (out / "checkpoint.keras").exists()
+    if cfg.model == "resnet50" and cfg.cache:
+        if resuming:  # the frozen backbone is in best.keras, the head + optimizer in the checkpoint
+            best = keras.models.load_model(out / "best.keras")
+            augment, backbone = best.get_layer("augment"), best.get_layer("backbone")
+            head = keras.models.load_model(out / "checkpoint.keras")
+        else:
+            augment, backbone, head = build_resnet50_parts(_weights(cfg.weights), cfg.keep_stem_pool,
+                                                           cfg.augment, 0.3 if cfg.dropout is None else cfg.dropout,
+                                                           cfg.seed)
+            _compile(head, cfg, cfg.lr)
+        views, val_feats = cache_split(backbone, augment if cfg.augment else None, tx, vx, out / "cache",
+                                       cfg.cache_views if cfg.augment else 1)
+        full = assemble(augment, backbone, head)
+        _fit(head, lambda: full, _batches(views, ty, tw, cfg, True, state["epoch"]),
+             _batches([val_feats], vy, None, cfg, False), cfg.epochs, "frozen", out, state, history)
+    else:
+        if resuming:
+            model = keras.models.load_model(out / "checkpoint.keras")
+        else:
+            model = _compile(build_model(cfg.model, weights=_weights(cfg.weights), keep_stem_pool=cfg.keep_stem_pool,
+                                         augment=cfg.augment, dropout=cfg.dropout, seed=cfg.seed), cfg, cfg.lr)
+        _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]),
+             _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
+             out, state, history)
+
+
+def _phase2(cfg, out, data, state, history):
+    """Fine-tune conv5 at lr/10 from the best phase-1 model; BatchNorm stays in inference mode."""
+    (tx, ty, tw), (vx, vy) = data["train"], data["val"]
+    if state["epoch"] > cfg.epochs and (out / "checkpoint.keras").exists():
+        model = keras.models.load_model(out / "checkpoint.keras")
+    else:
+        model = keras.models.load_model(out / "best.keras")
+        if cfg.model == "resnet50":
+            print(f"fine-tuning: {unfreeze_top(model)} conv5 layers unfrozen")
+        _compile(model, cfg, cfg.lr / 10)
+    _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]), _batches(vx, vy, None, cfg, False),
+         cfg.epochs + cfg.fine_tune_epochs, "fine_tune", out, state, history)
+
+
+def _weights(w):
+    return None if w in (None, "", "none", "None") else w
+
+
+def _fit(model, export, train, val, epochs, phase, out, state, history):
+    cb = EpochCheckpoint(out, phase, export, state, history)
+    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=state["epoch"], callbacks=[cb], verbose=1)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch: best.keras (full model, on val improvement), checkpoint.keras, history, state."""
+
+    def __init__(self, out: Path, phase: str, export, state: dict, history: list):
+        super().__init__()
+        self.out, self.phase, self.export, self.state, self.history = out, phase, export, state, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1, "phase": self.phase, **{k: float(v) for k, v in logs.items()},
+               "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))}
+        self.history.append(row)
+        val_acc = row.get("val_accuracy", -1.0)
+        if val_acc > self.state["best_val_accuracy"]:
+            self.state.update(best_val_accuracy=val_acc, best_epoch=epoch + 1)
+            _save(self.export(), self.out / "best.keras")
+        _save(self.model, self.out / "checkpoint.keras")
+        report.write_history(self.out / "history.csv", self.history)
+        self.state["epoch"] = epoch + 1
+        write_json(self.out / "state.json", self.state)  # written last: the epoch counts once all is saved
+
+
+def _save(model: keras.Model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def _finish(cfg, out, ds, split, state, history) -> Path:
+    """Best model -> model.keras + metadata.json; score it once on the test split; plots."""
+    model = keras.models.load_model(out / "best.keras")
+    test = evaluate(lambda f: model.predict_on_batch(as_batch(f)), ds.faces[split.test], ds.labels[split.test],
+                    batch_size=max(cfg.batch_size, 64))
+    with atomic_path(out / "model.keras") as tmp:
+        shutil.copyfile(out / "best.keras", tmp)
+    data_info = {"path": cfg.data, "sha256": ds.sha256, "split": split.kind, "test_split": split.test_name,
+                 "seed": cfg.seed, "val_fraction": cfg.val_fraction, "limit": cfg.limit}
+    write_metadata(out, make_metadata(cfg.model, data=data_info, params=int(model.count_params()),
+                                      val_accuracy=state["best_val_accuracy"], test_accuracy=test["accuracy"]))
+    metrics = {**{k: v for k, v in test.items() if k != "probs"}, "split": split.test_name,
+               "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+               "best_val_accuracy": state["best_val_accuracy"], "train_time_s": round(state["train_time_s"], 1),
+               "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+               "duplicate_groups": split.duplicate_groups, "dropped": split.dropped}
+    report.write_metrics(out / "metrics.json", metrics)
+    report.plot_curves(out / "curves.png", history)
+    report.plot_confusion(out / "confusion.png", test["confusion"],
+                          f"{cfg.model} on {split.test_name}: acc {test['accuracy']:.3f}")
+    print(f"test ({split.test_name}, n={len(split.test)}): accuracy {test['accuracy']:.4f}, "
+          f"macro-F1 {test['macro_f1']:.4f}; best val {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}")
+    print(f"wrote {out}")
+    return out

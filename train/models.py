@@ -1,0 +1,172 @@
+"""The three models of the paper. Input "face": (48, 48, 1) float32 raw 0..255; output: 7 softmax probs.
+
+Keras 3 layers and keras.ops only (no tf.*), so every model builds on TF, JAX or torch.
+Rescaling and augmentation are layers inside the model: the exported file takes the plain face.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from device.contract import INPUT_SHAPE, NUM_CLASSES
+
+from .augment import build_augment
+from .layers import ScaledL2Normalize
+
+MODELS = ("vanilla_cnn", "residual_cnn", "resnet50")
+# Caffe-style ImageNet means (BGR) for keras.applications.ResNet50; one gray channel takes their mean.
+IMAGENET_MEAN = (103.939 + 116.779 + 123.68) / 3.0
+STEM_POOL = ("pool1_pad", "pool1_pool")
+
+
+def face_input() -> keras.KerasTensor:
+    return keras.Input(INPUT_SHAPE, dtype="float32", name="face")
+
+
+def _conv_bn_relu(x, filters, kernel=3, name=None):
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def _classifier(x, units, dropout):
+    for u in units:
+        x = layers.Dense(u, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Dropout(dropout)(x)
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+
+
+def vanilla_cnn(augment=True, dropout=0.4, seed=None) -> keras.Model:
+    """Conv-BN-ReLU blocks with max pooling, then a dense head (~1.2M params, ~75M MACs)."""
+    inp = face_input()
+    x = build_augment(augment, seed=seed)(inp)
+    x = layers.Rescaling(1.0 / 255.0)(x)
+    for filters, n in ((32, 1), (64, 2), (128, 2), (256, 1)):  # 48 -> 24 -> 12 -> 6 -> 3
+        for _ in range(n):
+            x = _conv_bn_relu(x, filters)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inp, _classifier(x, (256,), dropout), name="vanilla_cnn")
+
+
+def _residual_block(x, filters):
+    shortcut = x
+    y = _conv_bn_relu(x, filters)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+    y = layers.BatchNormalization()(y)
+    return layers.ReLU()(layers.Add()([shortcut, y]))
+
+
+def residual_cnn(augment=True, dropout=0.4, seed=None) -> keras.Model:
+    """Fewer plain conv blocks, plus residual blocks (identity shortcuts) at each scale."""
+    inp = face_input()
+    x = build_augment(augment, seed=seed)(inp)
+    x = layers.Rescaling(1.0 / 255.0)(x)
+    x = layers.MaxPooling2D()(_conv_bn_relu(x, 32))           # 24
+    x = layers.MaxPooling2D()(_conv_bn_relu(x, 64))           # 12
+    x = _residual_block(_residual_block(x, 64), 64)
+    x = layers.MaxPooling2D()(_conv_bn_relu(x, 128))          # 6
+    x = _residual_block(x, 128)
+    x = layers.MaxPooling2D()(_conv_bn_relu(x, 256))          # 3
+    x = _residual_block(x, 256)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inp, _classifier(x, (128,), dropout), name="residual_cnn")
+
+
+def gray_resnet50(base: keras.Model, keep_stem_pool: bool = False) -> keras.Model:
+    """A 3-channel ResNet50 -> the same network on one gray channel (paper eq. 1).
+
+    conv1's kernel is summed over its input channels, which is exactly the 3-channel net fed
+    the gray image repeated three times. The stem max-pool is replaced by Identity unless
+    ``keep_stem_pool``, so a 48x48 face keeps 3x3 (not 2x2) positions at conv5.
+    """
+    def clone(layer):
+        if not keep_stem_pool and layer.name in STEM_POOL:
+            return layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    inp = keras.Input((None, None, 1), name="gray")
+    model = keras.models.clone_model(base, input_tensors=inp, clone_function=clone)
+    for new in model.layers:
+        if not new.weights:
+            continue
+        weights = base.get_layer(new.name).get_weights()
+        if new.name == "conv1_conv":
+            weights[0] = weights[0].sum(axis=2, keepdims=True)
+        new.set_weights(weights)
+    return model
+
+
+def build_resnet50_parts(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed=None):
+    """(augment, preprocess_and_backbone, head): full model = head(backbone(augment(face))).
+
+    ``weights``: "imagenet" (Keras download), None (random init) or a local .h5/.weights.h5 path.
+    The backbone is frozen; the head is the paper's refinement + compression + classifier and can
+    be trained alone on cached backbone features (train/cache.py).
+    """
+    if weights in ("none", ""):
+        weights = None
+    base = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(48, 48, 3))
+    gray = gray_resnet50(base, keep_stem_pool)
+    inp = face_input()
+    x = layers.Rescaling(1.0, offset=-IMAGENET_MEAN, name="imagenet_mean")(inp)
+    backbone = keras.Model(inp, gray(x), name="backbone")
+    backbone.trainable = False
+
+    feat = keras.Input(backbone.output.shape[1:], name="features")
+    x = feat
+    # Refinement: 1x1 convs reorganise channels; "same" max pools shrink 3x3 (or 2x2) to a 1x1x128 cube.
+    for filters in (512, 128):
+        x = _conv_bn_relu(x, filters, kernel=1)
+        x = layers.Dropout(dropout)(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = ScaledL2Normalize(name="l2_normalize")(x)
+    head = keras.Model(feat, _classifier(x, (128, 64), dropout), name="head")
+    return build_augment(augment, seed=seed), backbone, head
+
+
+def assemble(augment: keras.Model, backbone: keras.Model, head: keras.Model, name="resnet50") -> keras.Model:
+    """face -> probabilities, sharing the given parts' layers (and weights)."""
+    inp = face_input()
+    x = backbone(augment(inp), training=False)  # frozen: BatchNorm always in inference mode
+    return keras.Model(inp, head(x), name=name)
+
+
+def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed=None) -> keras.Model:
+    return assemble(*build_resnet50_parts(weights, keep_stem_pool, augment, dropout, seed))
+
+
+def build_model(name: str, *, weights=None, keep_stem_pool=False, augment=True, dropout=None,
+                seed=None) -> keras.Model:
+    if name == "vanilla_cnn":
+        return vanilla_cnn(augment, 0.4 if dropout is None else dropout, seed)
+    if name == "residual_cnn":
+        return residual_cnn(augment, 0.4 if dropout is None else dropout, seed)
+    if name == "resnet50":
+        return resnet50(weights, keep_stem_pool, augment, 0.3 if dropout is None else dropout, seed)
+    raise ValueError(f"unknown model {name!r} (expected one of {', '.join(MODELS)})")
+
+
+def unfreeze_top(model: keras.Model, prefix: str = "conv5_") -> int:
+    """Phase 2: make the backbone's top stage trainable, BatchNorm excluded; returns #layers unfrozen."""
+    backbone = model.get_layer("backbone")
+    backbone.trainable = True
+    n = 0
+    for layer in _all_layers(backbone):
+        train = layer.name.startswith(prefix) and not isinstance(layer, layers.BatchNormalization)
+        layer.trainable = train
+        n += train
+    return n
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
