@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .config import CLASS_WEIGHTS, PRESETS, SPLITS, ConfigError, resolve
+from .config import CLASS_WEIGHTS, LR_SCHEDULES, PRESETS, SPLITS, ConfigError, resolve
 from .data import DataError
 
 MODEL_NAMES = ("vanilla_cnn", "residual_cnn", "resnet50")  # = models.MODELS, without importing Keras for --help
@@ -22,6 +22,8 @@ MODEL_NAMES = ("vanilla_cnn", "residual_cnn", "resnet50")  # = models.MODELS, wi
 @click.option("--epochs", type=click.IntRange(min=0), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
+              help="cosine decay over the epochs (default preset) or constant (paper preset).")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)
 @click.option("--seed", type=int, default=None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 PAPER_CLASS_WEIGHTS = (0.1, 0.3, 0.3, 1.0, 0.3, 0.3, 0.1)
 CLASS_WEIGHTS = ("paper", "balanced", "none")
 SPLITS = ("official", "random80")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 class ConfigError(ValueError):
@@ -27,6 +28,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "cosine"           # cosine | constant
     beta_1: float = 0.9
     beta_2: float = 0.999
     class_weights: str = "balanced"       # paper | balanced | none
@@ -53,7 +55,7 @@ PRESETS = {
     "default": {},
     # Paper sec. 3, Table 1: Adam(1e-4, 0.9, 0.999), 60 epochs, batch 32, weighted CE, random 80/20.
     "paper": dict(lr=1e-4, beta_1=0.9, beta_2=0.999, epochs=60, batch_size=32,
-                  class_weights="paper", augment=True, split="random80"),
+                  class_weights="paper", augment=True, split="random80", lr_schedule="constant"),
 }
 
 
@@ -78,6 +80,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.epochs + cfg.fine_tune_epochs > 0, "nothing to train: epochs + fine_tune_epochs is 0"),
         (cfg.batch_size > 0, f"batch size must be > 0, got {cfg.batch_size}"),
         (cfg.lr > 0, f"learning rate must be > 0, got {cfg.lr}"),
+        (cfg.lr_schedule in LR_SCHEDULES, f"lr schedule must be one of {', '.join(LR_SCHEDULES)}"),
         (cfg.class_weights in CLASS_WEIGHTS, f"class weights must be one of {', '.join(CLASS_WEIGHTS)}"),
         (cfg.split in SPLITS, f"split must be one of {', '.join(SPLITS)}, got {cfg.split!r}"),
         (0 < cfg.val_fraction < 1, f"val fraction must be in (0, 1), got {cfg.val_fraction}"),

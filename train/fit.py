@@ -12,6 +12,8 @@ Model selection uses the val split only; the test split is scored once, at the e
 """
 from __future__ import annotations
 
+import math
+
 import json
 import shutil
 import time
@@ -139,7 +141,8 @@ def _phase1(cfg, out, data, state, history):
                                        cfg.cache_views if cfg.augment else 1)
         full = assemble(augment, backbone, head)
         _fit(head, lambda: full, _batches(views, ty, tw, cfg, True, state["epoch"]),
-             _batches([val_feats], vy, None, cfg, False), cfg.epochs, "frozen", out, state, history)
+             _batches([val_feats], vy, None, cfg, False), cfg.epochs, "frozen", out, state, history,
+             _schedule(cfg, cfg.lr, 0, cfg.epochs))
     else:
         if resuming:
             model = keras.models.load_model(out / "checkpoint.keras")
@@ -148,7 +151,7 @@ def _phase1(cfg, out, data, state, history):
                                          augment=cfg.augment, dropout=cfg.dropout, seed=cfg.seed), cfg, cfg.lr)
         _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]),
              _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
-             out, state, history)
+             out, state, history, _schedule(cfg, cfg.lr, 0, cfg.epochs))
 
 
 def _phase2(cfg, out, data, state, history):
@@ -162,16 +165,28 @@ def _phase2(cfg, out, data, state, history):
             print(f"fine-tuning: {unfreeze_top(model)} conv5 layers unfrozen")
         _compile(model, cfg, cfg.lr / 10)
     _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]), _batches(vx, vy, None, cfg, False),
-         cfg.epochs + cfg.fine_tune_epochs, "fine_tune", out, state, history)
+         cfg.epochs + cfg.fine_tune_epochs, "fine_tune", out, state, history,
+         _schedule(cfg, cfg.lr / 10, cfg.epochs, cfg.epochs + cfg.fine_tune_epochs))
 
 
 def _weights(w):
     return None if w in (None, "", "none", "None") else w
 
 
-def _fit(model, export, train, val, epochs, phase, out, state, history):
-    cb = EpochCheckpoint(out, phase, export, state, history)
-    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=state["epoch"], callbacks=[cb], verbose=1)
+def _schedule(cfg, lr, first, last):
+    """Cosine decay from ``lr`` over epochs [first, last), as a pure function of the epoch so --resume
+    lands on the same rate; None keeps the rate constant (the paper states no schedule)."""
+    if cfg.lr_schedule == "constant":
+        return None
+    span = max(1, last - first)
+    return keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: float(lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (epoch - first) / span)))))
+
+
+def _fit(model, export, train, val, epochs, phase, out, state, history, schedule=None):
+    # The scheduler runs before the checkpoint callback, so history records the rate actually used.
+    cbs = ([schedule] if schedule is not None else []) + [EpochCheckpoint(out, phase, export, state, history)]
+    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=state["epoch"], callbacks=cbs, verbose=1)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
