@@ -41,16 +41,12 @@ def _tf():
 
 
 def _converter(model):
-    """A TFLiteConverter for ``model`` called in inference mode on float32 [None, 48, 48, 1] pixels."""
-    tf = _tf()
-    spec = tf.TensorSpec([None, *contract.INPUT_SHAPE], tf.float32, name="faces")
+    """A TFLiteConverter for ``model`` in inference mode (augmentation layers pass faces through).
 
-    @tf.function(input_signature=[spec])
-    def serve(faces):
-        return model(faces, training=False)
-
-    concrete = serve.get_concrete_function()
-    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    ``from_keras_model`` rather than a hand-made concrete function: with the latter, the
+    converter leaves READ_VARIABLE ops in models without random layers (TF 2.21), and int8
+    calibration then fails. The batch dimension stays dynamic ([-1, 48, 48, 1])."""
+    return _tf().lite.TFLiteConverter.from_keras_model(model)
 
 
 def _convert(converter, what: str) -> bytes:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import types
+
 import numpy as np
 import pytest
 
@@ -189,12 +191,13 @@ def test_missing_or_wrong_data_is_refused(run_copy, tmp_path, sample_csv):
 def test_failed_conversion_leaves_no_finished_file(tiny_run, tmp_path, monkeypatch):
     from convert import export, quiet_tensorflow
     from convert.cli import load_keras_model
-    tf = quiet_tensorflow()
+    quiet_tensorflow()
     model = load_keras_model(tiny_run / "model.keras", 7)
 
-    def boom(self):
+    def boom():
         raise RuntimeError("converter says no: op FOO is neither a custom op nor a flex op")
-    monkeypatch.setattr(tf.lite.TFLiteConverter, "convert", boom)
+    refusing = types.SimpleNamespace(convert=boom, target_spec=types.SimpleNamespace())
+    monkeypatch.setattr(export, "_converter", lambda model: refusing)
     faces = np.tile(np.linspace(0, 255, 48, dtype=np.uint8), (10, 48, 1))
     with pytest.raises(export.ConversionError, match="int8 conversion failed: converter says no"):
         export.export_int8(model, tmp_path, faces)
@@ -264,3 +267,16 @@ def test_cli_subprocess_no_traceback(tmp_path):
     p = subprocess.run([sys.executable, "-m", "convert", "--help"], cwd=ROOT, capture_output=True, text=True,
                        env=env, timeout=120)
     assert p.returncode == 0 and "--int8" in p.stdout and "--max-drop" in p.stdout
+
+
+def test_export_int8_without_random_layers(tmp_path, sample_csv):
+    """Regression: a model with no augmentation layers (train --no-augment) once failed int8
+    calibration with READ_VARIABLE left in the graph (concrete-function conversion, TF 2.21)."""
+    from convert.export import export_int8, float_ops
+    from train.data import load_fer2013
+    from train.models import build_model
+
+    faces = load_fer2013(sample_csv).faces[:60]
+    path = export_int8(build_model("vanilla_cnn", augment=False), tmp_path, faces)
+    assert path.name == "model_int8.tflite" and path.stat().st_size > 0
+    assert float_ops(path) == []

@@ -8,7 +8,6 @@ The built model is cached in pytest's cache folder, keyed by this builder's code
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import inspect
 import os
@@ -23,20 +22,12 @@ DEFAULT_MODEL_DIR = ROOT / "device" / "models" / "default"
 MODEL_FILES = ("model_int8.tflite", "model_float32.tflite", "metadata.json")
 
 
-def read_sample(csv_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The Kaggle FER2013 csv (emotion,pixels,Usage) -> uint8 faces (N, 48, 48), int64 labels (N,)."""
-    faces, labels = [], []
-    with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            faces.append(np.asarray(row["pixels"].split(), np.uint8).reshape(48, 48))
-            labels.append(int(row["emotion"]))
-    return np.stack(faces), np.asarray(labels, np.int64)
-
-
 def _build_tiny_model(out: Path, faces: np.ndarray, labels: np.ndarray) -> None:
-    tf = pytest.importorskip("tensorflow")
+    """A tiny Keras CNN fit for two epochs, exported by convert/ exactly as users' models are."""
+    pytest.importorskip("tensorflow")
     import keras
 
+    from convert.export import export_float32, export_int8
     from device.contract import INPUT_SHAPE, NUM_CLASSES
     from device.metadata import make_metadata, write_metadata
 
@@ -50,30 +41,18 @@ def _build_tiny_model(out: Path, faces: np.ndarray, labels: np.ndarray) -> None:
         keras.layers.Dense(NUM_CLASSES, activation="softmax"),
     ])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    x = faces[..., None].astype(np.float32)
-    model.fit(x, labels, epochs=2, batch_size=32, verbose=0)
-
-    out.mkdir(parents=True, exist_ok=True)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    (out / "model_float32.tflite").write_bytes(conv.convert())
-
-    def representative():
-        for i in range(0, len(x), 4):
-            yield [x[i:i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    (out / "model_int8.tflite").write_bytes(conv.convert())
+    model.fit(faces[..., None].astype(np.float32), labels, epochs=2, batch_size=32, verbose=0)
+    export_float32(model, out)
+    export_int8(model, out, faces)
     write_metadata(out, make_metadata("tiny", data="fer2013 sample.csv (test fixture)", epochs=2))
 
 
 @pytest.fixture(scope="session")
 def sample_faces(sample_csv) -> tuple[np.ndarray, np.ndarray]:
-    return read_sample(sample_csv)
+    # train.data needs only numpy and OpenCV, so this works in the TF-free device venv too.
+    from train.data import load_fer2013
+    ds = load_fer2013(sample_csv)
+    return ds.faces, ds.labels
 
 
 @pytest.fixture(scope="session")
