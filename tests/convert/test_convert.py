@@ -5,9 +5,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
