@@ -23,7 +23,9 @@ class ScaledL2Normalize(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
 
     def call(self, x):
-        inv_norm = ops.rsqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), self.epsilon))
+        # This exact form (square, sum, max, rsqrt, mul) is what the TFLite converter fuses into its
+        # builtin L2_NORMALIZATION op, which has an int8 kernel: the head stays integer end to end.
+        inv_norm = ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), self.epsilon))
         return x * inv_norm * self.gamma + self.beta
 
     def get_config(self):
