@@ -12,9 +12,8 @@ Model selection uses the val split only; the test split is scored once, at the e
 """
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import shutil
 import time
 from pathlib import Path
