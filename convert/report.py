@@ -136,31 +136,9 @@ def write_eval_faces(path, faces: np.ndarray, labels: np.ndarray, split_name: st
 
 
 def plot_confusion(cm, labels: Sequence[str], path, title: str) -> Path:
-    """A row-normalised confusion matrix with counts, as a PNG (written atomically)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    cm = np.asarray(cm, np.float64)
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    """A row-normalised confusion matrix with counts, as a PNG: the same plot training writes."""
+    from train.report import plot_confusion as plot
+    return plot(path, cm, title, labels)
 
 
 # --- markdown -----------------------------------------------------------------------------

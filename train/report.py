@@ -48,22 +48,24 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     _save(fig, path)
 
 
-def plot_confusion(path: Path, confusion, title: str) -> None:
+def plot_confusion(path: Path, confusion, title: str, labels=LABELS) -> Path:
+    """Row-normalised confusion matrix (colour: recall per true class) with counts, as a PNG."""
     cm = np.asarray(confusion, np.float64)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # rows: recall per true class
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right")
-    ax.set_yticks(range(len(LABELS)), LABELS)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    for i in range(len(LABELS)):
-        for j in range(len(LABELS)):
+    for i in range(len(labels)):
+        for j in range(len(labels)):
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax)
-    _save(fig, path)
+    _save(fig, Path(path))
+    return Path(path)
 
 
 def write_metrics(path: Path, metrics: dict) -> None:
