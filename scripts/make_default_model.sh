@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Make the shipped default model (device/models/default/) from a finished training run.
+#
+#   scripts/make_default_model.sh [RUN]          RUN defaults to runs/vanilla_cnn-official
+#   DEST=DIR  MAX_BYTES=N  PYTHON=...            (defaults: device/models/default, 2000000, .venv/bin/python)
+#
+# Converts RUN (python -m convert RUN --int8) unless its report.json and .tflite files are newer
+# than model.keras, refuses an int8 model over MAX_BYTES (2 MB), then copies into DEST:
+# model_int8.tflite, metadata.json, report.md, model_float32.tflite only if it is within MAX_BYTES
+# too, and writes DEST/README.md (where the model came from, its accuracy, how to remake it).
+set -euo pipefail
+caller=$PWD
+cd "$(dirname "$0")/.."
+root=$PWD
+from_caller() { case $1 in /*) printf '%s' "$1" ;; *) [ "$caller" = "$root" ] && printf '%s' "$1" || printf '%s' "$caller/$1" ;; esac; }
+
+run=runs/vanilla_cnn-official
+[ -n "${1:-}" ] && run=$(from_caller "$1")
+dest=device/models/default
+[ -n "${DEST:-}" ] && dest=$(from_caller "$DEST")
+max=${MAX_BYTES:-2000000}
+if [ -n "${PYTHON:-}" ]; then py=$PYTHON
+elif [ -x .venv/bin/python ]; then py=.venv/bin/python
+else py=python3
+fi
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+die() { echo "error: $*" >&2; exit 1; }
+
+[ -d "$run" ] || die "run folder not found: $run"
+[ -f "$run/metrics.json" ] && [ -f "$run/model.keras" ] \
+  || die "$run has not finished training (no metrics.json / model.keras yet): nothing to ship"
+
+fresh=1
+for f in model_int8.tflite model_float32.tflite report.json report.md metadata.json; do
+  [ -f "$run/$f" ] && [ "$run/$f" -nt "$run/model.keras" ] || fresh=0
+done
+if [ $fresh = 1 ] && "$py" -c 'import json,sys; sys.exit(0 if "int8" in json.load(open(sys.argv[1]))["models"] else 1)' "$run/report.json"; then
+  echo "convert: $run is already converted (report.json newer than model.keras)" >&2
+else
+  echo "convert: python -m convert $run --int8" >&2
+  "$py" -m convert "$run" --int8
+fi
+
+bytes() { wc -c < "$1" | tr -d ' '; }
+int8_size=$(bytes "$run/model_int8.tflite")
+[ "$int8_size" -le "$max" ] || die "$run/model_int8.tflite is $int8_size bytes, over the $max-byte limit for the shipped model"
+
+mkdir -p "$dest"
+copy() {  # copy SRC into DEST atomically (a reader never sees half a file)
+  cp "$1" "$dest/.$(basename "$1").tmp" && mv -f "$dest/.$(basename "$1").tmp" "$dest/$(basename "$1")"
+}
+copy "$run/model_int8.tflite"
+copy "$run/metadata.json"
+copy "$run/report.md"
+f32_size=$(bytes "$run/model_float32.tflite")
+if [ "$f32_size" -le "$max" ]; then
+  copy "$run/model_float32.tflite"
+  f32_note="copied ($f32_size bytes)"
+else
+  rm -f "$dest/model_float32.tflite"  # never leave a float32 model from another run beside this int8 one
+  f32_note="not copied: $f32_size bytes, over the $max-byte limit (it stays in $run)"
+fi
+
+"$py" - "$run" "$dest" "$f32_note" "$max" <<'EOF'
+import json, os, sys
+from pathlib import Path
+run, dest, f32_note, max_bytes = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+sys.path.insert(0, "scripts")
+import make_results as mr
+
+r = mr.load_run(run)
+cfg, meta, rep = r.cfg, r.metadata or {}, r.report or {}
+data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+models = rep.get("models", {})
+i8, f32, k = models.get("int8", {}), models.get("float32", {}), models.get("keras", {})
+ev = rep.get("evaluation", {})
+split = ev.get("split", "?")
+train_cmd, notes = mr.train_command(cfg, mr.shown_path(run)) if cfg else ("# not recorded (no config.json)", [])
+is_publictest = split == "PublicTest"
+lines = [
+    "# The default model",
+    "",
+    "`device/run.py` uses `model_int8.tflite` from this folder when no `--model` is given. Made by "
+    "`scripts/make_default_model.sh`; do not edit by hand.",
+    "",
+    f"- From run folder: `{mr.shown_path(run)}` ({meta.get('model', cfg.get('model', '?'))}, "
+    f"{meta.get('params', 0):,} parameters)",
+    f"- Config: preset `{cfg.get('preset')}`, split `{cfg.get('split')}`"
+    + (f", subsampled with --limit {cfg['limit']}" if cfg.get("limit") else "")
+    + f", epochs run {r.metrics.get('epochs_run', '?')} of "
+    f"{mr.epochs_planned(r) if cfg else '?'} planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} "
+    f"at epoch {r.metrics.get('best_epoch', '?')}), batch {cfg.get('batch_size')}, Adam lr {cfg.get('lr')} "
+    f"({cfg.get('lr_schedule')}), class weights `{cfg.get('class_weights')}`, seed {cfg.get('seed')}"
+    + (f", backbone weights: {mr.weights_label(cfg.get('weights'))}" if cfg.get("model") == "resnet50" else ""),
+    f"- Data: `{data.get('path', cfg.get('data', '?'))}`, sha256 `{data.get('sha256', '?')}`",
+    f"- {'PublicTest' if is_publictest else 'Evaluation (' + split + ')'} accuracy of the int8 model: "
+    f"**{mr.pct(i8.get('accuracy'), 2)}** (macro-F1 {mr.pct(i8.get('macro_f1'), 2)}) on {ev.get('n', '?')} faces; "
+    f"float32 {mr.pct(f32.get('accuracy'), 2)}, Keras {mr.pct(k.get('accuracy'), 2)}; int8 drop vs float32 "
+    f"{mr.pp((i8.get('drop_vs_float32') or {}).get('accuracy_pp'))}"
+    + ("" if is_publictest else f" (not PublicTest: this run's evaluation split is {split})"),
+    f"- Converted {rep.get('date', '?')} on {mr.machine_text(rep.get('machine'))}",
+    "",
+    "Files:",
+    "",
+    f"- `model_int8.tflite`: {mr.size(i8.get('size_bytes'))}, int8 in and out",
+    f"- `model_float32.tflite`: {f32_note}",
+    "- `metadata.json`: labels, input contract, data and split of the run",
+    "- `report.md`: the conversion report (its confusion-matrix images stay in the run folder)",
+    "",
+    "Remake it (from the repository root):",
+    "",
+    "```bash",
+    train_cmd,
+    *[f"# note: {n}" for n in notes],
+    f"scripts/make_default_model.sh {mr.shown_path(run)}   # converts (python -m convert RUN --int8) if needed, then copies",
+    "```",
+    "",
+]
+tmp = dest / ".README.md.tmp"
+tmp.write_text("\n".join(lines), encoding="utf-8")
+os.replace(tmp, dest / "README.md")
+EOF
+echo "default model: $dest (from $run; int8 $int8_size bytes; float32 $f32_note)" >&2
