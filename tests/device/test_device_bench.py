@@ -22,10 +22,10 @@ def eval_faces(tmp_path_factory, sample_faces):
     return path
 
 
-def test_bench_table_and_json(device_model, eval_faces, faces_dir, tmp_path, sample_faces):
+def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sample_faces):
     out = tmp_path / "bench.json"
-    res = CliRunner().invoke(cli, ["bench", "--float", str(device_model / "model_float32.tflite"),
-                                   "--int8", str(device_model / "model_int8.tflite"), "--faces", str(eval_faces),
+    res = CliRunner().invoke(cli, ["bench", "--float", str(pair_model / "model_float32.tflite"),
+                                   "--int8", str(pair_model / "model_int8.tflite"), "--faces", str(eval_faces),
                                    "--video", str(faces_dir / "fer_test.mp4"), "--max-frames", "30",
                                    "--threads", "1,2", "--runs", "20", "--warmup", "2", "--json", str(out)],
                              catch_exceptions=False)
@@ -36,7 +36,7 @@ def test_bench_table_and_json(device_model, eval_faces, faces_dir, tmp_path, sam
     faces, labels = sample_faces
     probs = {}
     for name in ("float32", "int8"):
-        ev = evaluate(TFLiteClassifier(device_model / f"model_{name}.tflite", threads=1).predict,
+        ev = evaluate(TFLiteClassifier(pair_model / f"model_{name}.tflite", threads=1).predict,
                       faces[:120], labels[:120])
         probs[name] = ev["probs"]
         assert r["models"][name]["accuracy"] == pytest.approx(ev["accuracy"])
@@ -54,10 +54,10 @@ def test_bench_table_and_json(device_model, eval_faces, faces_dir, tmp_path, sam
                for line in table.splitlines()) == 4
 
 
-def test_bench_bad_faces_file(device_model, tmp_path):
+def test_bench_bad_faces_file(pair_model, tmp_path):
     bad = tmp_path / "eval_faces.npz"
     np.savez(bad, faces=np.zeros((3, 32, 32), np.uint8), labels=np.zeros(3, np.int64))
-    res = CliRunner().invoke(cli, ["bench", "--float", str(device_model / "model_float32.tflite"),
-                                   "--int8", str(device_model / "model_int8.tflite"), "--faces", str(bad)])
+    res = CliRunner().invoke(cli, ["bench", "--float", str(pair_model / "model_float32.tflite"),
+                                   "--int8", str(pair_model / "model_int8.tflite"), "--faces", str(bad)])
     assert res.exit_code == 2
     assert res.stderr.startswith(f"error: {bad}: faces must be uint8 (N, 48, 48)")
