@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from .contract import INPUT_SHAPE
 from .detect import HaarDetector, IoUTracker
 from .interpreter import TFLiteClassifier
 from .log import NullWriter, quiet_native_stderr
@@ -41,7 +42,7 @@ def load_eval_faces(path: str | Path) -> dict:
     faces, labels = data["faces"], data["labels"].astype(np.int64)
     if faces.ndim == 4 and faces.shape[-1] == 1:
         faces = faces[..., 0]
-    if faces.dtype != np.uint8 or faces.shape[1:] != (48, 48) or len(faces) != len(labels) or not len(faces):
+    if faces.dtype != np.uint8 or faces.shape[1:] != INPUT_SHAPE[:2] or len(faces) != len(labels) or not len(faces):
         raise BenchError(f"{path}: faces must be uint8 (N, 48, 48) with N labels, got {faces.dtype} "
                          f"{faces.shape} and {labels.shape}")
     split = str(data["split"]) if "split" in data else ""

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from device.contract import LABELS  # noqa: E402  (the one label list)
 
 MODELS = ("vanilla_cnn", "residual_cnn", "resnet50")
 DISPLAY = {"vanilla_cnn": "Vanilla CNN", "residual_cnn": "Residual+CNN", "resnet50": "ResNet50+CNN"}
-LABELS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 # The paper's Table 2 (its protocol: a random 80/20 split of FER2013, 60 epochs).
 PAPER = {"vanilla_cnn": {"train": 0.682, "val": 0.662},
          "residual_cnn": {"train": 0.724, "val": 0.681},
