@@ -11,7 +11,7 @@ the machine and date of each stage). Adds the peer row from ``peer_fer/peer.json
 (``scripts/peer_fer.py``) and the paper's Table 2. Anything missing is shown as "not run";
 an unreadable file is named, never fatal.
 
-Standard library only (no TensorFlow, numpy or click): it runs anywhere Python 3.10+ does.
+No TensorFlow or Keras: the standard library plus the label list from device/contract.py (numpy, OpenCV).
 The output holds no generation timestamp, so regenerating from the same runs gives the same file.
 """
 from __future__ import annotations
