@@ -29,6 +29,7 @@ from .console import Progress, captured_stderr, info
 
 MODEL_NAME = "model.keras"
 CONFIG_NAME = "config.json"
+FLIP_TTA_DIR = "flip-tta"  # --flip-tta's default output folder, inside the run folder
 EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 1, 2, 3
 
 
@@ -126,11 +127,15 @@ def convert_run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool
                 out: str | os.PathLike | None = None, calib: int = cal.DEFAULT_CALIB,
                 data: str | os.PathLike | None = None, eval_limit: int | None = None,
                 max_drop: float | None = None, eval_faces: int = rep.DEFAULT_EVAL_FACES,
-                latency_runs: int = 50, threads: int | None = None, progress: bool = True) -> ConvertResult:
+                latency_runs: int = 50, threads: int | None = None, flip_tta: bool = False,
+                progress: bool = True) -> ConvertResult:
     """Convert a training run folder to TFLite, score every model on the run's evaluation split, write the report.
 
     Always writes ``model_float32.tflite`` (the reference); ``int8``/``float16``/``dynamic`` add
     targets. Outputs go to ``out`` (default: the run folder) with ``metadata.json`` beside them.
+    ``flip_tta`` converts the model wrapped in ``train.models.with_flip_average`` (mean of the face
+    and its mirror, inside the file); its outputs default to ``RUN/flip-tta`` so they never sit
+    beside the plain ``model.keras`` they differ from.
     """
     # ---- check everything cheap before any heavy work ------------------------------------------
     if max_drop is not None and not int8:
@@ -151,10 +156,16 @@ def convert_run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool
     meta = read_metadata(run_dir)  # MetadataError with its own clear message
     labels = list(meta["labels"])
     cfg = _read_config(run_dir)
-    out_dir = Path(out) if out is not None else run_dir
+    out_dir = Path(out) if out is not None else (run_dir / FLIP_TTA_DIR if flip_tta else run_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvertError(f"--out is not a folder: {out_dir}")
+    if flip_tta and out_dir.resolve() == run_dir.resolve():
+        raise ConvertError(f"--flip-tta models need their own folder (default {run_dir / FLIP_TTA_DIR}), "
+                           "not the run folder beside the plain model.keras")
     model = load_keras_model(run_dir / MODEL_NAME, len(labels))
+    if flip_tta:
+        from train.models import with_flip_average
+        model = with_flip_average(model)
     seed = int(cfg.get("seed", 0) or 0)
 
     # ---- the run's own data and split -----------------------------------------------------------
@@ -171,7 +182,10 @@ def convert_run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "report.md"):  # never leave a report describing other models
         (out_dir / stale).unlink(missing_ok=True)
-    if out_dir.resolve() != run_dir.resolve():
+    if flip_tta:  # the device needs nothing new (the averaging is inside the file); people reading it do
+        from device.metadata import write_metadata
+        write_metadata(out_dir, {**meta, "test_time_augmentation": "flip"})
+    elif out_dir.resolve() != run_dir.resolve():
         from device.atomic import write_bytes
         write_bytes(out_dir / METADATA_NAME, (run_dir / METADATA_NAME).read_bytes())
     paths: dict[str, Path] = {}
@@ -246,7 +260,7 @@ def convert_run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool
         "date": rep.now_iso(),
         "machine": rep.machine_info(),
         "versions": _versions(),
-        "run": {"dir": str(run_dir), "model": meta.get("model"),
+        "run": {"dir": str(run_dir), "model": meta.get("model"), "flip_tta": bool(flip_tta),
                 "config": {k: cfg.get(k) for k in ("data", "split", "seed", "val_fraction", "model") if k in cfg}},
         "out_dir": str(out_dir),
         "evaluation": {"split": ev_name, "split_kind": data_.split_kind, "n": int(len(ev_faces)), "limit": eval_limit,
@@ -299,16 +313,19 @@ def _cli():
                   help="Labelled faces written to eval_faces.npz for the device bench (0: none).")
     @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed runs per latency figure.")
     @click.option("--threads", type=int, default=None, help="'All threads' for latency (default: CPU count).")
+    @click.option("--flip-tta", is_flag=True,
+                  help=f"Convert the model averaged with its mirror image (2x model time); writes to RUN/{FLIP_TTA_DIR} "
+                       "unless --out is given.")
     @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
     def command(run_dir, int8, float16, dynamic, out, calib, data, eval_limit, max_drop, eval_faces,
-                latency_runs, threads, quiet):
+                latency_runs, threads, flip_tta, quiet):
         """Convert the Keras model of training run RUN_DIR to TFLite and write report.json/report.md."""
         if calib is not None and not int8:
             raise ConvertError("--calib sets the int8 calibration set size: it needs --int8")
         result = convert_run(run_dir, int8=int8, float16=float16, dynamic=dynamic, out=out,
                              calib=cal.DEFAULT_CALIB if calib is None else calib, data=data,
                              eval_limit=eval_limit, max_drop=max_drop, eval_faces=eval_faces,
-                             latency_runs=latency_runs, threads=threads, progress=not quiet)
+                             latency_runs=latency_runs, threads=threads, flip_tta=flip_tta, progress=not quiet)
         click.echo(summary(result))
         return result
     return command

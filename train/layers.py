@@ -30,3 +30,14 @@ class ScaledL2Normalize(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="ferlite")
+class MirrorFaces(keras.layers.Layer):
+    """Left-right mirror of NHWC faces (a fixed op, not augmentation: it runs in inference too).
+
+    Used by ``models.with_flip_average``; converts to TFLite's REVERSE_V2, which has an int8 kernel.
+    """
+
+    def call(self, x):
+        return ops.flip(x, axis=2)

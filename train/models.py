@@ -11,7 +11,7 @@ from keras import layers
 from device.contract import INPUT_SHAPE, NUM_CLASSES
 
 from .augment import build_augment
-from .layers import ScaledL2Normalize
+from .layers import MirrorFaces, ScaledL2Normalize
 
 MODELS = ("vanilla_cnn", "residual_cnn", "resnet50")
 # Caffe-style ImageNet means (BGR) for keras.applications.ResNet50; one gray channel takes their mean.
@@ -150,6 +150,19 @@ def build_model(name: str, *, weights=None, keep_stem_pool=False, augment=True, 
     if name == "resnet50":
         return resnet50(weights, keep_stem_pool, augment, 0.3 if dropout is None else dropout, seed)
     raise ValueError(f"unknown model {name!r} (expected one of {', '.join(MODELS)})")
+
+
+def with_flip_average(model: keras.Model) -> keras.Model:
+    """Test-time augmentation inside the model: the mean of its probabilities for the face and its mirror.
+
+    An expression reads the same mirrored, so averaging the two views cancels some of the model's
+    left-right noise (+0.8 pp on PublicTest for the 40-epoch vanilla_cnn) at twice the model's cost,
+    which the device loop barely notices (the Haar detector dominates). The weights are shared:
+    the converted file is hardly larger. Used by ``convert --flip-tta``; training is unchanged.
+    """
+    inp = face_input()
+    probs = layers.Average(name="probs")([model(inp), model(MirrorFaces(name="mirror")(inp))])
+    return keras.Model(inp, probs, name=f"{model.name}_flip_tta")
 
 
 def unfreeze_top(model: keras.Model, prefix: str = "conv5_") -> int:

@@ -131,6 +131,29 @@ def test_default_out_is_run_folder_float32_only(run_copy):
     assert res.report["calibration"] is None and (run_copy / "report.json").is_file()
 
 
+
+def test_flip_tta_averages_face_and_mirror_in_its_own_folder(run_copy):
+    """--flip-tta: the file holds mean(model(face), model(mirror)); it never lands beside model.keras."""
+    import keras
+    from convert.cli import ConvertError, convert_run
+    from device.interpreter import TFLiteClassifier
+    from device.metadata import read_metadata
+    with pytest.raises(ConvertError, match="own folder"):
+        convert_run(run_copy, flip_tta=True, out=run_copy, progress=False)
+    res = convert_run(run_copy, flip_tta=True, int8=True, calib=CALIB, eval_limit=40, latency_runs=2,
+                      eval_faces=0, progress=False)
+    assert res.out_dir == run_copy / "flip-tta" and res.report["run"]["flip_tta"] is True
+    assert read_metadata(res.out_dir)["test_time_augmentation"] == "flip"
+    assert not (run_copy / "model_float32.tflite").exists()  # the run folder is untouched
+    assert res.report["models"]["int8"]["graph"]["int8_end_to_end"]
+    plain = keras.saving.load_model(run_copy / "model.keras", compile=False)
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    want = (plain.predict(faces, verbose=0) + plain.predict(faces[:, :, ::-1], verbose=0)) / 2
+    clf = TFLiteClassifier(res.paths["float32"])
+    got = clf.predict(faces[..., 0].astype(np.uint8))
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 # --- calibration ----------------------------------------------------------------------------------
 
 def test_calibration_is_seeded_real_training_faces(sample_csv):
