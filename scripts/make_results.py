@@ -85,6 +85,7 @@ class Run:
     bench: dict | None = None
     repro: dict | None = None
     history: list = field(default_factory=list)
+    flip: dict | None = None   # {"report": ..., "bench": ...} of RUN/flip-tta (convert --flip-tta), if any
     problems: list = field(default_factory=list)   # one line each: unreadable or stale files
 
     @property
@@ -142,6 +143,10 @@ def load_run(folder: Path) -> Run:
             run.problems.append(f"{fname} {err}")
         setattr(run, attr, data if isinstance(data, dict) else None)
     run.history = read_history(folder / "history.csv")
+    flip_report, _ = read_json(folder / FLIP_DIR / "report.json")
+    if isinstance(flip_report, dict):
+        flip_bench, _ = read_json(folder / FLIP_DIR / "bench.json")
+        run.flip = {"report": flip_report, "bench": flip_bench if isinstance(flip_bench, dict) else {}}
     model_file = folder / "model.keras"
     for fname, what in (("report.json", "the conversion"), ("bench.json", "the bench")):
         f = folder / fname
@@ -149,6 +154,25 @@ def load_run(folder: Path) -> Run:
                 and f.stat().st_mtime < model_file.stat().st_mtime:
             run.problems.append(f"{fname} is older than model.keras: {what} describes an earlier model (rerun it)")
     return run
+
+
+FLIP_DIR = "flip-tta"  # where `python -m convert RUN --int8 --flip-tta` writes
+
+
+def flip_row(run: Run) -> list[str] | None:
+    """The summary row of RUN/flip-tta: the same trained model, converted averaged with its mirror image."""
+    if not run.flip:
+        return None
+    r, b = run.flip["report"], run.flip["bench"]
+    ms_ = r.get("models", {})
+    k, f32, i8 = (ms_.get(n) or {} for n in ("keras", "float32", "int8"))
+    drop = (i8.get("drop_vs_float32") or {}).get("accuracy_pp")
+    bench_i8 = (b.get("models") or {}).get("int8") or {}
+    lat = (bench_i8.get("latency") or {}).get("1") or next((x for x in i8.get("latency", []) if x.get("threads") == 1), None)
+    loop = (bench_i8.get("loop") or {}).get("1")
+    return [f"{run.title} + flip TTA", f"`{run.name}/{FLIP_DIR}`", split_text(run), epochs_text(run),
+            pct(k.get("accuracy")), pct(f32.get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")),
+            pp(drop), size(i8.get("size_bytes")), ms(lat), f"{loop['fps']:.1f} fps" if loop and loop.get("fps") else NOT_RUN]
 
 
 def find_runs(root: Path) -> tuple[list[Run], list[tuple[Path, dict | None]]]:
@@ -531,6 +555,8 @@ def summary_section(runs: list[Run], unfinished=()) -> list[str]:
                          pct((f32 or {}).get("accuracy")), pct((i8 or {}).get("accuracy")),
                          pct((i8 or {}).get("macro_f1")), pp(int8_drop(r)), size((i8 or {}).get("size_bytes")),
                          ms(model_latency(r, "int8")), loop_fps_text(r)])
+            if flip_row(r):
+                rows.append(flip_row(r))
     for r in runs:
         if r.model not in MODELS:
             rows.append([r.title, f"`{r.name}`", split_text(r), epochs_text(r), pct(keras_scores(r).get("accuracy"))]
@@ -714,6 +740,13 @@ def run_section(run: Run) -> list[str]:
     rc = reproduce_command(run)
     if rc:
         out += [f"or all three stages with `{rc}`.", ""]
+    if run.flip:
+        d = f"{shown_path(run.dir)}/{FLIP_DIR}"
+        out += [f"The same trained model converted with `--flip-tta` (each face classified with its mirror image, "
+                f"probabilities averaged inside the .tflite file; row `{run.name}/{FLIP_DIR}` of the summary):", "",
+                "```bash", f"python -m convert {shown_path(run.dir)} --int8 --flip-tta",
+                f"python device/run.py bench --float {d}/model_float32.tflite --int8 {d}/model_int8.tflite "
+                f"--faces {d}/eval_faces.npz --video {DEFAULT_CLIP} --threads 1 --json {d}/bench.json", "```", ""]
     return out
 
 
