@@ -419,3 +419,19 @@ def test_make_default_model_copies_and_documents(runs, tmp_path):
     assert p.returncode == 1 and "over the 1000-byte limit" in p.stderr
     p = bash("make_default_model.sh", {"DEST": str(dest)}, str(tmp_path / "nope"))
     assert p.returncode == 1 and "run folder not found" in p.stderr
+
+
+def test_flip_tta_folder_is_its_own_row_and_command(runs):
+    """RUN/flip-tta (convert --flip-tta) shows as a labelled row beside its run, with its own figures."""
+    run = make_run(runs, "vanilla_cnn-official", split="official", preset="default", acc=0.628)
+    plain = json.loads((run / "report.json").read_text())
+    flip = run / "flip-tta"
+    flip.mkdir()
+    plain["models"]["int8"]["accuracy"] = 0.6356
+    plain["run"]["flip_tta"] = True
+    write(flip / "report.json", plain)
+    text = render(runs)
+    row = row_for(text, "`vanilla_cnn-official/flip-tta`")
+    assert "+ flip TTA" in row and "63.6%" in row and "PublicTest" in row and "not run" in row  # no bench yet
+    assert "vanilla_cnn-official --int8 --flip-tta" in text
+    assert "+ flip TTA" not in row_for(text, "`vanilla_cnn-official`")
