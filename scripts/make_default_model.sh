@@ -3,6 +3,8 @@
 #
 #   scripts/make_default_model.sh [RUN]          RUN defaults to runs/vanilla_cnn-official
 #   DEST=DIR  MAX_BYTES=N  PYTHON=...            (defaults: device/models/default, 2000000, .venv/bin/python)
+#   FLIP_TTA=1                                   ship RUN/flip-tta (python -m convert RUN --int8 --flip-tta):
+#                                                the model averaged with its mirror image inside the file
 #
 # Converts RUN (python -m convert RUN --int8) unless its report.json and .tflite files are newer
 # than model.keras, refuses an int8 model over MAX_BYTES (2 MB), then copies into DEST:
@@ -19,6 +21,8 @@ run=runs/vanilla_cnn-official
 dest=device/models/default
 [ -n "${DEST:-}" ] && dest=$(from_caller "$DEST")
 max=${MAX_BYTES:-2000000}
+flip=${FLIP_TTA:-0}
+case $flip in 0|1) ;; *) echo "error: FLIP_TTA must be 0 or 1, got '$flip'" >&2; exit 1 ;; esac
 if [ -n "${PYTHON:-}" ]; then py=$PYTHON
 elif [ -x .venv/bin/python ]; then py=.venv/bin/python
 else py=python3
@@ -30,46 +34,50 @@ die() { echo "error: $*" >&2; exit 1; }
 [ -f "$run/metrics.json" ] && [ -f "$run/model.keras" ] \
   || die "$run has not finished training (no metrics.json / model.keras yet): nothing to ship"
 
+src=$run flags=(--int8)  # src: the folder the shipped files come from
+if [ "$flip" = 1 ]; then src=$run/flip-tta flags=(--int8 --flip-tta); fi
 fresh=1
 for f in model_int8.tflite model_float32.tflite report.json report.md metadata.json; do
-  [ -f "$run/$f" ] && [ "$run/$f" -nt "$run/model.keras" ] || fresh=0
+  [ -f "$src/$f" ] && [ "$src/$f" -nt "$run/model.keras" ] || fresh=0
 done
-if [ $fresh = 1 ] && "$py" -c 'import json,sys; sys.exit(0 if "int8" in json.load(open(sys.argv[1]))["models"] else 1)' "$run/report.json"; then
-  echo "convert: $run is already converted (report.json newer than model.keras)" >&2
+if [ $fresh = 1 ] && "$py" -c 'import json,sys; sys.exit(0 if "int8" in json.load(open(sys.argv[1]))["models"] else 1)' "$src/report.json"; then
+  echo "convert: $src is already converted (report.json newer than model.keras)" >&2
 else
-  echo "convert: python -m convert $run --int8" >&2
-  "$py" -m convert "$run" --int8
+  echo "convert: python -m convert $run ${flags[*]}" >&2
+  "$py" -m convert "$run" "${flags[@]}"
 fi
 
 bytes() { wc -c < "$1" | tr -d ' '; }
-int8_size=$(bytes "$run/model_int8.tflite")
-[ "$int8_size" -le "$max" ] || die "$run/model_int8.tflite is $int8_size bytes, over the $max-byte limit for the shipped model"
+int8_size=$(bytes "$src/model_int8.tflite")
+[ "$int8_size" -le "$max" ] || die "$src/model_int8.tflite is $int8_size bytes, over the $max-byte limit for the shipped model"
 
 mkdir -p "$dest"
 copy() {  # copy SRC into DEST atomically (a reader never sees half a file)
   cp "$1" "$dest/.$(basename "$1").tmp" && mv -f "$dest/.$(basename "$1").tmp" "$dest/$(basename "$1")"
 }
-copy "$run/model_int8.tflite"
-copy "$run/metadata.json"
-copy "$run/report.md"
-f32_size=$(bytes "$run/model_float32.tflite")
+copy "$src/model_int8.tflite"
+copy "$src/metadata.json"
+copy "$src/report.md"
+f32_size=$(bytes "$src/model_float32.tflite")
 if [ "$f32_size" -le "$max" ]; then
-  copy "$run/model_float32.tflite"
+  copy "$src/model_float32.tflite"
   f32_note="copied ($f32_size bytes)"
 else
   rm -f "$dest/model_float32.tflite"  # never leave a float32 model from another run beside this int8 one
-  f32_note="not copied: $f32_size bytes, over the $max-byte limit (it stays in $run)"
+  f32_note="not copied: $f32_size bytes, over the $max-byte limit (it stays in $src)"
 fi
 
-"$py" - "$run" "$dest" "$f32_note" "$max" <<'EOF'
+"$py" - "$run" "$dest" "$f32_note" "$max" "$flip" <<'EOF'
 import json, os, sys
 from pathlib import Path
-run, dest, f32_note, max_bytes = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+run, dest, f32_note, max_bytes, flip = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
 sys.path.insert(0, "scripts")
 import make_results as mr
 
 r = mr.load_run(run)
 cfg, meta, rep = r.cfg, r.metadata or {}, r.report or {}
+if flip:  # the shipped files are RUN/flip-tta's: its report, the same training run
+    rep = json.loads((run / "flip-tta" / "report.json").read_text())
 data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
 models = rep.get("models", {})
 i8, f32, k = models.get("int8", {}), models.get("float32", {}), models.get("keras", {})
@@ -84,7 +92,9 @@ lines = [
     "`scripts/make_default_model.sh`; do not edit by hand.",
     "",
     f"- From run folder: `{mr.shown_path(run)}` ({meta.get('model', cfg.get('model', '?'))}, "
-    f"{meta.get('params', 0):,} parameters)",
+    f"{meta.get('params', 0):,} parameters)"
+    + (", converted with `--flip-tta`: the file classifies each face and its mirror image and averages the "
+       "two probability vectors (twice the model time; the device runtime needs nothing extra)" if flip else ""),
     f"- Config: preset `{cfg.get('preset')}`, split `{cfg.get('split')}`"
     + (f", subsampled with --limit {cfg['limit']}" if cfg.get("limit") else "")
     + f", epochs run {r.metrics.get('epochs_run', '?')} of "
@@ -112,7 +122,8 @@ lines = [
     "```bash",
     train_cmd,
     *[f"# note: {n}" for n in notes],
-    f"scripts/make_default_model.sh {mr.shown_path(run)}   # converts (python -m convert RUN --int8) if needed, then copies",
+    ("FLIP_TTA=1 " if flip else "") + f"scripts/make_default_model.sh {mr.shown_path(run)}   # converts "
+    f"(python -m convert RUN --int8{' --flip-tta' if flip else ''}) if needed, then copies",
     "```",
     "",
 ]
