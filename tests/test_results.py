@@ -355,7 +355,8 @@ def test_train_command_round_trips_through_the_cli(tmp_path, monkeypatch):
 
 def bash(script: str, env: dict, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items()
-            if k not in ("MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "DATA", "CLIP", "DEST", "MAX_BYTES")}
+            if k not in ("MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "DATA", "CLIP", "DEST", "MAX_BYTES",
+                         "FLIP_TTA")}
     full = {**base, "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", str(ROOT / "scripts" / script), *args], cwd=cwd, env=full,
                           capture_output=True, text=True, timeout=60)
@@ -435,3 +436,26 @@ def test_flip_tta_folder_is_its_own_row_and_command(runs):
     assert "+ flip TTA" in row and "63.6%" in row and "PublicTest" in row and "not run" in row  # no bench yet
     assert "vanilla_cnn-official --int8 --flip-tta" in text
     assert "+ flip TTA" not in row_for(text, "`vanilla_cnn-official`")
+
+
+def test_make_default_model_ships_the_flip_tta_folder(runs, tmp_path):
+    run = make_run(runs, "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.6)
+    flip = run / "flip-tta"
+    flip.mkdir()
+    report = json.loads((run / "report.json").read_text())
+    report["models"]["int8"]["accuracy"] = 0.6356
+    write(flip / "report.json", report)
+    for f, body in (("model_float32.tflite", b"f" * 50), ("model_int8.tflite", b"t" * 120), ("report.md", b"r"),
+                    ("metadata.json", (run / "metadata.json").read_bytes())):
+        (flip / f).write_bytes(body)
+    later = time.time() + 10
+    for f in flip.iterdir():
+        os.utime(f, (later, later))
+    dest = tmp_path / "default"
+    p = bash("make_default_model.sh", {"DEST": str(dest), "FLIP_TTA": "1"}, str(run))
+    assert p.returncode == 0, p.stderr
+    assert (dest / "model_int8.tflite").read_bytes() == b"t" * 120  # the flip-tta file, not the plain one
+    readme = (dest / "README.md").read_text(encoding="utf-8")
+    assert "**63.56%**" in readme and "--flip-tta" in readme and "FLIP_TTA=1 scripts/make_default_model.sh" in readme
+    p = bash("make_default_model.sh", {"DEST": str(dest), "FLIP_TTA": "yes"}, str(run))
+    assert p.returncode == 1 and "FLIP_TTA must be 0 or 1" in p.stderr
