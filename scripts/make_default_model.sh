@@ -40,7 +40,10 @@ fresh=1
 for f in model_int8.tflite model_float32.tflite report.json report.md metadata.json; do
   [ -f "$src/$f" ] && [ "$src/$f" -nt "$run/model.keras" ] || fresh=0
 done
-if [ $fresh = 1 ] && "$py" -c 'import json,sys; sys.exit(0 if "int8" in json.load(open(sys.argv[1]))["models"] else 1)' "$src/report.json"; then
+# fresh only when the report is of the kind we ship: int8 in it, and flip-averaged exactly when FLIP_TTA=1
+if [ $fresh = 1 ] && "$py" -c 'import json,sys; r = json.load(open(sys.argv[1]))
+sys.exit(0 if "int8" in r["models"] and bool(r.get("run", {}).get("flip_tta")) == (sys.argv[2] == "1") else 1)' \
+    "$src/report.json" "$flip"; then
   echo "convert: $src is already converted (report.json newer than model.keras)" >&2
 else
   echo "convert: python -m convert $run ${flags[*]}" >&2
@@ -77,7 +80,7 @@ import make_results as mr
 r = mr.load_run(run)
 cfg, meta, rep = r.cfg, r.metadata or {}, r.report or {}
 if flip:  # the shipped files are RUN/flip-tta's: its report, the same training run
-    rep = json.loads((run / "flip-tta" / "report.json").read_text())
+    rep = json.loads((run / mr.FLIP_DIR / "report.json").read_text())
 data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
 models = rep.get("models", {})
 i8, f32, k = models.get("int8", {}), models.get("float32", {}), models.get("keras", {})

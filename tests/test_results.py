@@ -444,6 +444,7 @@ def test_make_default_model_ships_the_flip_tta_folder(runs, tmp_path):
     flip.mkdir()
     report = json.loads((run / "report.json").read_text())
     report["models"]["int8"]["accuracy"] = 0.6356
+    report["run"]["flip_tta"] = True
     write(flip / "report.json", report)
     for f, body in (("model_float32.tflite", b"f" * 50), ("model_int8.tflite", b"t" * 120), ("report.md", b"r"),
                     ("metadata.json", (run / "metadata.json").read_bytes())):
