@@ -7,23 +7,31 @@ from pathlib import Path
 
 import click
 
-from .config import CLASS_WEIGHTS, LR_SCHEDULES, PRESETS, SPLITS, ConfigError, resolve
+from .config import CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, ConfigError, resolve
 from .data import DataError
-
-MODEL_NAMES = ("vanilla_cnn", "residual_cnn", "resnet50")  # = models.MODELS, without importing Keras for --help
+from .registry import MODEL_NAMES
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", required=True, help="FER2013 .csv / .csv.gz, or an image folder (train/<class>/*.png).")
-@click.option("--model", type=click.Choice(MODEL_NAMES), default=None, help="Network (default vanilla_cnn).")
+@click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
+              help="Network (default vanilla_cnn; vgg_cnn with --preset best).")
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default",
-              help="paper = Adam 1e-4, 60 epochs, batch 32, paper class weights, random80 split.")
+              help="paper = Adam 1e-4, 60 epochs, batch 32, paper class weights, random80 split; "
+                   "best = the shipped model's recipe (see train/config.py).")
 @click.option("--epochs", type=click.IntRange(min=0), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
               help="cosine decay over the epochs (default preset) or constant (paper preset).")
+@click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Fraction of the epochs spent ramping the rate up linearly.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="adam, or sgd with Nesterov momentum.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=None)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=None)
+@click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)
 @click.option("--seed", type=int, default=None)

@@ -13,6 +13,7 @@ PAPER_CLASS_WEIGHTS = (0.1, 0.3, 0.3, 1.0, 0.3, 0.3, 0.1)
 CLASS_WEIGHTS = ("paper", "balanced", "none")
 SPLITS = ("official", "random80")
 LR_SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("adam", "sgd")
 
 
 class ConfigError(ValueError):
@@ -29,8 +30,14 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     lr_schedule: str = "cosine"           # cosine | constant
-    beta_1: float = 0.9
-    beta_2: float = 0.999
+    warmup: float = 0.0                   # fraction of the epochs spent ramping the rate up linearly
+    optimizer: str = "adam"               # adam | sgd (SGD with Nesterov momentum)
+    beta_1: float = 0.9                   # adam
+    beta_2: float = 0.999                 # adam
+    momentum: float = 0.9                 # sgd
+    weight_decay: float = 0.0             # decoupled, as Keras optimizers apply it
+    label_smoothing: float = 0.0
+    erasing: float = 0.0                  # random-erasing probability per training face
     class_weights: str = "balanced"       # paper | balanced | none
     split: str = "official"               # official | random80
     seed: int = 0
@@ -56,6 +63,10 @@ PRESETS = {
     # Paper sec. 3, Table 1: Adam(1e-4, 0.9, 0.999), 60 epochs, batch 32, weighted CE, random 80/20.
     "paper": dict(lr=1e-4, beta_1=0.9, beta_2=0.999, epochs=60, batch_size=32,
                   class_weights="paper", augment=True, split="random80", lr_schedule="constant"),
+    # The shipped model's recipe (docs/RESULTS.md, ablation): VGG-shaped CNN, SGD + Nesterov with
+    # warm-up and cosine, weight decay, label smoothing, random erasing on top of the paper's augmentation.
+    "best": dict(model="vgg_cnn", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, warmup=0.05,
+                 label_smoothing=0.1, erasing=0.25, class_weights="none", epochs=60, batch_size=64),
 }
 
 
@@ -73,7 +84,7 @@ def resolve(preset: str = "default", **overrides) -> TrainConfig:
 
 
 def validate(cfg: TrainConfig) -> None:
-    from .models import MODELS
+    from .registry import MODELS
     checks = [
         (cfg.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {cfg.model!r}"),
         (cfg.epochs >= 0 and cfg.fine_tune_epochs >= 0, "epochs must be >= 0"),
@@ -81,6 +92,11 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.batch_size > 0, f"batch size must be > 0, got {cfg.batch_size}"),
         (cfg.lr > 0, f"learning rate must be > 0, got {cfg.lr}"),
         (cfg.lr_schedule in LR_SCHEDULES, f"lr schedule must be one of {', '.join(LR_SCHEDULES)}"),
+        (cfg.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+        (0 <= cfg.warmup < 1, f"warmup must be a fraction of the epochs in [0, 1), got {cfg.warmup}"),
+        (0 <= cfg.label_smoothing < 1, f"label smoothing must be in [0, 1), got {cfg.label_smoothing}"),
+        (0 <= cfg.erasing <= 1, f"erasing must be a probability, got {cfg.erasing}"),
+        (cfg.weight_decay >= 0, f"weight decay must be >= 0, got {cfg.weight_decay}"),
         (cfg.class_weights in CLASS_WEIGHTS, f"class weights must be one of {', '.join(CLASS_WEIGHTS)}"),
         (cfg.split in SPLITS, f"split must be one of {', '.join(SPLITS)}, got {cfg.split!r}"),
         (0 < cfg.val_fraction < 1, f"val fraction must be in (0, 1), got {cfg.val_fraction}"),

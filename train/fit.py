@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -30,12 +31,13 @@ from . import report
 from .cache import FeatureBatches, cache_split
 from .config import PAPER_CLASS_WEIGHTS, ConfigError, TrainConfig
 from .data import Split, load_fer2013, make_split
-from .layers import ScaledL2Normalize  # noqa: F401  (registers the layer for load_model)
+from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
 from .models import assemble, build_model, build_resnet50_parts, unfreeze_top
+from .registry import MODELS, normalize_weights
 
 # Must match between a run and its --resume: they decide the data, the split or the network.
 RESUME_KEYS = ("data", "model", "split", "seed", "val_fraction", "limit", "augment", "dropout",
-               "weights", "keep_stem_pool", "cache", "cache_views", "class_weights")
+               "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing")
 
 
 def train_run(cfg: TrainConfig) -> Path:
@@ -112,9 +114,18 @@ def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
     return w[labels].astype(np.float32)
 
 
+def _optimizer(cfg: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
+    wd = cfg.weight_decay or None
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+    return keras.optimizers.Adam(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2, weight_decay=wd)
+
+
 def _compile(model: keras.Model, cfg: TrainConfig, lr: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # metrics unweighted
+    # The plain Keras loss when there is no smoothing, so the paper's runs are exactly what they were.
+    loss = (SparseSmoothedCrossentropy(cfg.label_smoothing) if cfg.label_smoothing
+            else "sparse_categorical_crossentropy")
+    model.compile(optimizer=_optimizer(cfg, lr), loss=loss, metrics=["accuracy"])  # metrics unweighted
     return model
 
 
@@ -132,9 +143,9 @@ def _phase1(cfg, out, data, state, history):
             augment, backbone = best.get_layer("augment"), best.get_layer("backbone")
             head = keras.models.load_model(out / "checkpoint.keras")
         else:
-            augment, backbone, head = build_resnet50_parts(_weights(cfg.weights), cfg.keep_stem_pool,
-                                                           cfg.augment, 0.3 if cfg.dropout is None else cfg.dropout,
-                                                           cfg.seed)
+            dropout = MODELS[cfg.model].dropout if cfg.dropout is None else cfg.dropout
+            augment, backbone, head = build_resnet50_parts(normalize_weights(cfg.weights), cfg.keep_stem_pool,
+                                                           cfg.augment, dropout, cfg.seed)
             _compile(head, cfg, cfg.lr)
         views, val_feats = cache_split(backbone, augment if cfg.augment else None, tx, vx, out / "cache",
                                        cfg.cache_views if cfg.augment else 1)
@@ -146,8 +157,9 @@ def _phase1(cfg, out, data, state, history):
         if resuming:
             model = keras.models.load_model(out / "checkpoint.keras")
         else:
-            model = _compile(build_model(cfg.model, weights=_weights(cfg.weights), keep_stem_pool=cfg.keep_stem_pool,
-                                         augment=cfg.augment, dropout=cfg.dropout, seed=cfg.seed), cfg, cfg.lr)
+            model = _compile(build_model(cfg.model, weights=normalize_weights(cfg.weights),
+                                         keep_stem_pool=cfg.keep_stem_pool, augment=cfg.augment,
+                                         dropout=cfg.dropout, seed=cfg.seed, erasing=cfg.erasing), cfg, cfg.lr)
         _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]),
              _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
              out, state, history, _schedule(cfg, cfg.lr, 0, cfg.epochs))
@@ -168,24 +180,32 @@ def _phase2(cfg, out, data, state, history):
          _schedule(cfg, cfg.lr / 10, cfg.epochs, cfg.epochs + cfg.fine_tune_epochs))
 
 
-def _weights(w):
-    return None if w in (None, "", "none", "None") else w
-
-
 def _schedule(cfg, lr, first, last):
-    """Cosine decay from ``lr`` over epochs [first, last), as a pure function of the epoch so --resume
-    lands on the same rate; None keeps the rate constant (the paper states no schedule)."""
-    if cfg.lr_schedule == "constant":
+    """Linear warm-up over the first ``cfg.warmup`` of epochs [first, last), then cosine decay from
+    ``lr``; a pure function of the epoch so --resume lands on the same rate. None keeps the rate
+    constant (the paper states no schedule)."""
+    if cfg.lr_schedule == "constant" and not cfg.warmup:
         return None
-    span = max(1, last - first)
-    return keras.callbacks.LearningRateScheduler(
-        lambda epoch, _: float(lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (epoch - first) / span)))))
+    return keras.callbacks.LearningRateScheduler(lambda epoch, _: lr_at(cfg, lr, first, last, epoch))
+
+
+def lr_at(cfg, lr, first, last, epoch) -> float:
+    span, warm = max(1, last - first), int(round(cfg.warmup * (last - first)))
+    e = epoch - first
+    if e < warm:
+        return float(lr * (e + 1) / (warm + 1))
+    if cfg.lr_schedule == "constant":
+        return float(lr)
+    t = (e - warm) / max(1, span - warm)
+    return float(lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))))
 
 
 def _fit(model, export, train, val, epochs, phase, out, state, history, schedule=None):
     # The scheduler runs before the checkpoint callback, so history records the rate actually used.
     cbs = ([schedule] if schedule is not None else []) + [EpochCheckpoint(out, phase, export, state, history)]
-    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=state["epoch"], callbacks=cbs, verbose=1)
+    # One line per epoch when logging to a file: a progress bar redrawn per batch bloats the log.
+    verbose = 1 if sys.stdout.isatty() else 2
+    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=state["epoch"], callbacks=cbs, verbose=verbose)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -12,8 +12,7 @@ from device.contract import INPUT_SHAPE, NUM_CLASSES
 
 from .augment import build_augment
 from .layers import MirrorFaces, ScaledL2Normalize
-
-MODELS = ("vanilla_cnn", "residual_cnn", "resnet50")
+from .registry import MODELS, normalize_weights
 # Caffe-style ImageNet means (BGR) for keras.applications.ResNet50; one gray channel takes their mean.
 IMAGENET_MEAN = (103.939 + 116.779 + 123.68) / 3.0
 STEM_POOL = ("pool1_pad", "pool1_pool")
@@ -38,10 +37,10 @@ def _classifier(x, units, dropout):
     return layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
 
 
-def vanilla_cnn(augment=True, dropout=0.4, seed=None) -> keras.Model:
+def vanilla_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
     """Conv-BN-ReLU blocks with max pooling, then a dense head (~1.2M params, ~75M MACs)."""
     inp = face_input()
-    x = build_augment(augment, seed=seed)(inp)
+    x = build_augment(augment, seed=seed, erasing=erasing)(inp)
     x = layers.Rescaling(1.0 / 255.0)(x)
     for filters, n in ((32, 1), (64, 2), (128, 2), (256, 1)):  # 48 -> 24 -> 12 -> 6 -> 3
         for _ in range(n):
@@ -60,10 +59,27 @@ def _residual_block(x, filters):
     return layers.ReLU()(layers.Add()([shortcut, y]))
 
 
-def residual_cnn(augment=True, dropout=0.4, seed=None) -> keras.Model:
+def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
+    """Two conv-BN-ReLU per block (32-64-128-256), max pooling, global average pooling, Dense 256.
+
+    vanilla_cnn's size (~1.24M params) but VGG's shape: a second conv at every scale sees more
+    context before each pooling, and GAP instead of Flatten leaves few weights to overfit in the head.
+    """
+    inp = face_input()
+    x = build_augment(augment, seed=seed, erasing=erasing)(inp)
+    x = layers.Rescaling(1.0 / 255.0)(x)
+    for filters in (32, 64, 128, 256):  # 48 -> 24 -> 12 -> 6 -> 3
+        x = _conv_bn_relu(_conv_bn_relu(x, filters), filters)
+        x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inp, _classifier(x, (256,), dropout), name="vgg_cnn")
+
+
+def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
     """Fewer plain conv blocks, plus residual blocks (identity shortcuts) at each scale."""
     inp = face_input()
-    x = build_augment(augment, seed=seed)(inp)
+    x = build_augment(augment, seed=seed, erasing=erasing)(inp)
     x = layers.Rescaling(1.0 / 255.0)(x)
     x = layers.MaxPooling2D()(_conv_bn_relu(x, 32))           # 24
     x = layers.MaxPooling2D()(_conv_bn_relu(x, 64))           # 12
@@ -108,8 +124,7 @@ def build_resnet50_parts(weights=None, keep_stem_pool=False, augment=True, dropo
     The backbone is frozen; the head is the paper's refinement + compression + classifier and can
     be trained alone on cached backbone features (train/cache.py).
     """
-    if weights in ("none", ""):
-        weights = None
+    weights = normalize_weights(weights)
     base = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(48, 48, 3))
     gray = gray_resnet50(base, keep_stem_pool)
     inp = face_input()
@@ -141,15 +156,18 @@ def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed
     return assemble(*build_resnet50_parts(weights, keep_stem_pool, augment, dropout, seed))
 
 
+BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn}
+assert set(BUILDERS) | {"resnet50"} == set(MODELS), "train/registry.py and train/models.py disagree"
+
+
 def build_model(name: str, *, weights=None, keep_stem_pool=False, augment=True, dropout=None,
-                seed=None) -> keras.Model:
-    if name == "vanilla_cnn":
-        return vanilla_cnn(augment, 0.4 if dropout is None else dropout, seed)
-    if name == "residual_cnn":
-        return residual_cnn(augment, 0.4 if dropout is None else dropout, seed)
+                seed=None, erasing=0.0) -> keras.Model:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r} (expected one of {', '.join(MODELS)})")
+    dropout = MODELS[name].dropout if dropout is None else dropout
     if name == "resnet50":
-        return resnet50(weights, keep_stem_pool, augment, 0.3 if dropout is None else dropout, seed)
-    raise ValueError(f"unknown model {name!r} (expected one of {', '.join(MODELS)})")
+        return resnet50(weights, keep_stem_pool, augment, dropout, seed)
+    return BUILDERS[name](augment, dropout, seed, erasing)
 
 
 def with_flip_average(model: keras.Model) -> keras.Model:
