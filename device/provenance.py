@@ -1,0 +1,81 @@
+"""What ran: the command line, the resolved options, package versions, machine and date.
+
+train (config.json), convert (report.json) and bench (bench.json) each store ``record(...)`` beside
+their artefacts, so docs/RESULTS.md shows the recorded command instead of reconstructing it
+(nanoGPT saves its config inside the checkpoint for the same reason). numpy-free and TF-free.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+from importlib import metadata as _md
+from pathlib import Path
+
+PACKAGES = ("numpy", "opencv-python-headless", "click", "ai-edge-litert", "tflite-runtime",
+            "tensorflow", "tensorflow-cpu", "keras", "jax", "torch")
+
+
+def machine_info() -> dict:
+    return {"hostname": platform.node(), "platform": platform.platform(), "machine": platform.machine(),
+            "processor": _cpu_model() or platform.processor() or None, "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "model")) and ":" in line:
+                return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return None
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def versions(packages=PACKAGES) -> dict:
+    """Installed versions of the packages that matter, the ones not installed left out."""
+    out = {}
+    for p in packages:
+        try:
+            out[p] = _md.version(p)
+        except _md.PackageNotFoundError:
+            pass
+    return out
+
+
+def command_line(prog: str, argv=None) -> str:
+    """The command as a user would retype it: ``prog`` then the arguments, shell-quoted."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return " ".join([prog] + [shlex.quote(str(a)) for a in args])
+
+
+def record(prog: str, argv=None, options=None) -> dict:
+    """The provenance block every stage stores: command, argv, options, versions, machine, date."""
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    return {"command": command_line(prog, args), "argv": args, "cwd": os.getcwd(),
+            "options": jsonable(options or {}), "versions": versions(), "machine": machine_info(),
+            "date": now_iso()}
+
+
+def jsonable(o):
+    """Plain JSON types for dataclasses, paths, tuples, sets and numpy scalars/arrays (duck-typed)."""
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return jsonable(dataclasses.asdict(o))
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set)):
+        return [jsonable(v) for v in o]
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "tolist"):      # numpy arrays and scalars, without importing numpy
+        return o.tolist()
+    if isinstance(o, float) and o != o:
+        return None               # NaN is not JSON
+    return o
