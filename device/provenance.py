@@ -26,12 +26,15 @@ def machine_info() -> dict:
 
 
 def _cpu_model() -> str | None:
+    """x86: "model name"; a Raspberry Pi: "Model" (the board) or "Hardware"; None elsewhere."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "model")) and ":" in line:
-                return line.split(":", 1)[1].strip() or None
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
     except OSError:
-        pass
+        return None
+    fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+    for key in ("model name", "model", "hardware"):
+        if fields.get(key) and not fields[key].isdigit():
+            return fields[key]
     return None
 
 
