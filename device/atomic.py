@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .provenance import jsonable
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -48,13 +50,5 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def _jsonable(o):
-    # numpy scalars and arrays, Paths, tuples inside dataclasses: everything a config or report holds.
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, os.PathLike):
-        return os.fspath(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    # ``jsonable``: numpy scalars and arrays, paths, dataclasses: everything a config or report holds.
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=jsonable) + "\n")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .contract import INPUT_SHAPE
 from .detect import HaarDetector, IoUTracker
+from .errors import InputError
 from .interpreter import TFLiteClassifier
 from .log import NullWriter, quiet_native_stderr
 from .loop import Loop
@@ -22,7 +23,7 @@ from .modes import KioskAggregator
 from .sources import VideoSource
 
 
-class BenchError(ValueError):
+class BenchError(InputError):
     """The labelled faces file is missing or not in the eval_faces.npz format."""
 
 

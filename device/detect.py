@@ -15,12 +15,13 @@ from typing import Optional, Protocol
 import cv2
 import numpy as np
 
+from .errors import InputError
 from .smoothing import ema
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
 
-class DetectorError(RuntimeError):
+class DetectorError(InputError):
     """The detector cannot be built (missing cascade file, OpenCV without CascadeClassifier)."""
 
 

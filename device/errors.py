@@ -102,8 +102,12 @@ def guarded(fn: Callable[[], object], *, interrupted: int = EXIT_OK,
 
 
 def run_click(command: click.Command, argv=None, prog_name: str | None = None, **kw) -> int:
-    """A click command in non-standalone mode under ``guarded``: the shared ``main()`` of every CLI."""
-    return guarded(lambda: command.main(args=argv, prog_name=prog_name, standalone_mode=False), **kw)
+    """A click command in non-standalone mode under ``guarded``: the shared ``main()`` of every CLI.
+
+    The arguments (``sys.argv[1:]`` when None) are also the context's ``obj``, so a command can
+    record exactly what was typed (``device.provenance.record``)."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    return guarded(lambda: command.main(args=argv, prog_name=prog_name, standalone_mode=False, obj=argv), **kw)
 
 
 def exit_with(code: int) -> None:

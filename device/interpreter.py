@@ -11,17 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from . import contract
+from .errors import EnvironmentMissing, InputError
 from .metadata import read_metadata
 
 INSTALL_HINT = ("no LiteRT interpreter found: install one with 'pip install ai-edge-litert' "
                 "(or on older systems 'pip install tflite-runtime \"numpy<2\"')")
 
 
-class ModelError(ValueError):
+class ModelError(InputError):
     """A model file is missing, unreadable, or not a 48x48x1 ferlite classifier."""
 
 
-class InterpreterMissing(ModelError):
+class InterpreterMissing(EnvironmentMissing):
     """No LiteRT interpreter package is installed (the message names the install command)."""
 
 
@@ -50,10 +51,9 @@ class TFLiteClassifier:
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
         self.labels = list(labels) if labels is not None else list(read_metadata(self.path)["labels"])
+        interpreter = interpreter_class()  # InterpreterMissing names the pip command
         try:
-            self.interpreter = interpreter_class()(model_path=str(self.path), num_threads=threads)
-        except ModelError:
-            raise
+            self.interpreter = interpreter(model_path=str(self.path), num_threads=threads)
         except Exception as e:  # LiteRT raises ValueError/RuntimeError with its own text
             raise ModelError(f"{self.path}: not a loadable TFLite model ({str(e).strip().splitlines()[0]})") from None
         inp = self.interpreter.get_input_details()

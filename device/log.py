@@ -12,21 +12,12 @@ import sys
 from pathlib import Path
 from typing import IO, Optional
 
-import numpy as np
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, os.PathLike):
-        return os.fspath(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+from .provenance import jsonable
 
 
 def dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), default=_jsonable)
+    # ``jsonable`` only sees what json cannot write itself (numpy values, paths): cheap per frame.
+    return json.dumps(obj, separators=(",", ":"), default=jsonable)
 
 
 class JsonlWriter:

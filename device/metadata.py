@@ -11,12 +11,13 @@ from pathlib import Path
 
 from . import contract
 from .atomic import write_json
+from .errors import InputError
 
 METADATA_NAME = "metadata.json"
 FORMAT = "ferlite-metadata/1"
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError):
     """A metadata file is missing, unreadable or does not fit this runtime."""
 
 

@@ -11,6 +11,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .errors import EnvironmentMissing, FerliteError, InputError
+
 # BGR colour per FER2013 label (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral).
 COLOURS = {"Angry": (40, 40, 230), "Disgust": (40, 140, 40), "Fear": (160, 40, 160), "Happy": (40, 200, 240),
            "Sad": (200, 120, 40), "Surprise": (230, 200, 40), "Neutral": (200, 200, 200)}
@@ -35,8 +37,16 @@ def annotate(image: np.ndarray, gray_shape, faces: Sequence[dict], status: str =
     return out
 
 
-class SinkError(RuntimeError):
-    """A preview window or a video file cannot be opened."""
+class SinkError(FerliteError):
+    """A preview window or a video file cannot be opened; the subclass says which."""
+
+
+class DisplayMissing(SinkError, EnvironmentMissing):
+    """--preview without a display, or with an OpenCV build that has no windows."""
+
+
+class VideoFileError(SinkError, InputError):
+    """--save-video names a file that cannot be written as mp4."""
 
 
 class PreviewSink:
@@ -46,12 +56,12 @@ class PreviewSink:
         import os
         import sys
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise SinkError("--preview needs a display, and none is set (no DISPLAY or WAYLAND_DISPLAY); "
+            raise DisplayMissing("--preview needs a display, and none is set (no DISPLAY or WAYLAND_DISPLAY); "
                             "use --save-video OUT.mp4 instead")
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise SinkError("this OpenCV build cannot open windows (opencv-python-headless); for --preview "
+            raise DisplayMissing("this OpenCV build cannot open windows (opencv-python-headless); for --preview "
                             "install opencv-python (or python3-opencv from apt), or use --save-video") from None
         self.title = title
 
@@ -74,7 +84,7 @@ class VideoSink:
         from pathlib import Path
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-            raise SinkError(f"--save-video writes mp4 (mp4v): give a .mp4 file name, not {self.path.name}")
+            raise VideoFileError(f"--save-video writes mp4 (mp4v): give a .mp4 file name, not {self.path.name}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = float(fps) if fps and fps > 0 else 15.0
@@ -89,7 +99,7 @@ class VideoSink:
             self.size = (image.shape[1], image.shape[0])
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
             if not self.writer.isOpened():
-                raise SinkError(f"cannot write video {self.path} (OpenCV VideoWriter with mp4v failed)")
+                raise VideoFileError(f"cannot write video {self.path} (OpenCV VideoWriter with mp4v failed)")
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(image)

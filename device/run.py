@@ -13,9 +13,8 @@ an ``fps`` record every --fps-every frames, and a ``summary`` record at exit. No
 written (no frames, crops or video) unless asked for with --save-video; nothing listens on
 the network.
 
-Exit codes: 0 done (end of clip or images, --max-frames, SIGINT/SIGTERM, preview closed);
-1 failure during the run (camera stopped delivering frames); 2 bad input (model, metadata,
-image, video, camera that cannot be opened, options); 3 missing package or display.
+Exit codes: the one table in ``device/errors.py`` (README, "Exit codes"). SIGINT/SIGTERM and a
+closed preview end the loop normally: summary written, exit 0.
 
 Runs as a plain script from a copied ``device/`` folder: needs only numpy, OpenCV (<5),
 click and a LiteRT interpreter (ai-edge-litert or tflite-runtime); picamera2 only for
@@ -23,10 +22,11 @@ click and a LiteRT interpreter (ai-edge-litert or tflite-runtime); picamera2 onl
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 if not __package__:  # run as a script: make ``device`` importable from the folder above it
@@ -37,70 +37,64 @@ if not __package__:  # run as a script: make ``device`` importable from the fold
 
 import click
 
-from device.bench import BenchError, format_table, run_bench
-from device.detect import DetectorError, HaarDetector, IoUTracker
-from device.interpreter import InterpreterMissing, ModelError, TFLiteClassifier
+from device.atomic import write_json
+from device.bench import format_table, run_bench
+from device.detect import HaarDetector, IoUTracker
+from device.errors import InputError, UsageError, exit_with, run_click
+from device.interpreter import TFLiteClassifier
 from device.log import JsonlWriter, dumps, quiet_native_stderr
 from device.loop import Loop
-from device.metadata import MetadataError
 from device.modes import DRIVER_ALERT_LABELS, DriverMonitor, KioskAggregator, NoMode
-from device.overlay import PreviewSink, SinkError, VideoSink
-from device.sources import SourceError, open_source
+from device.overlay import PreviewSink, VideoSink
+from device.provenance import record
+from device.sources import Source, open_source
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "default" / "model_int8.tflite"
+BENCH_PROG = "python device/run.py bench"  # the program name bench.json records in front of the arguments
 
 DETECT_WIDTH, STILLS_DETECT_WIDTH = 320, 640
-EXIT_OK, EXIT_RUNTIME, EXIT_INPUT, EXIT_ENV = 0, 1, 2, 3
+# The options each mode reads, in the order the ``start`` record lists them.
+MODE_OPTIONS = {"driver": ("absent_after", "alert_labels", "alert_threshold", "alert_after"), "kiosk": ("interval",)}
 
 
-class Fail(Exception):
-    """A clear one-line failure: printed as ``error: ...`` on stderr, then exit with ``code``."""
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything the camera loop is told, parsed once at the command line (the defaults live here)."""
+    source: str
+    model: str | None = None                 # None: the shipped default model
+    threads: int = 1
+    mode: str = "kiosk"                      # kiosk | driver | none
+    detect_every: int = 3
+    detect_width: int | None = None          # None: DETECT_WIDTH, STILLS_DETECT_WIDTH for still images
+    min_face: int = 40
+    cascade: str | None = None
+    smoothing: float = 0.5
+    absent_after: float = 2.0
+    alert_labels: tuple[str, ...] = DRIVER_ALERT_LABELS
+    alert_threshold: float = 0.5
+    alert_after: float = 3.0
+    interval: float = 10.0
+    log_path: str | None = None              # None: stdout
+    fps_every: int = 30
+    max_frames: int | None = None
+    preview: bool = False
+    save_video: str | None = None
+    camera_size: tuple[int, int] = (640, 480)
+    main_size: tuple[int, int] = (1280, 720)
 
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
-
-
-def fail_from(e: BaseException) -> Fail:
-    """Map the runtime's own errors to a message and an exit code."""
-    if isinstance(e, Fail):
-        return e
-    if isinstance(e, InterpreterMissing):
-        return Fail(str(e), EXIT_ENV)
-    if isinstance(e, (ModelError, MetadataError, BenchError, DetectorError)):
-        return Fail(str(e), EXIT_INPUT)
-    if isinstance(e, SourceError):
-        return Fail(str(e), e.exit_code)
-    if isinstance(e, SinkError):
-        return Fail(str(e), EXIT_ENV if "display" in str(e) or "windows" in str(e) else EXIT_INPUT)
-    if isinstance(e, (OSError, ValueError)):
-        return Fail(f"{type(e).__name__}: {e}", EXIT_INPUT if isinstance(e, ValueError) else EXIT_RUNTIME)
-    return Fail(f"unexpected {type(e).__name__}: {e}", EXIT_RUNTIME)
-
-
-def guarded(fn):
-    """Run ``fn``; turn any failure into one ``error:`` line on stderr and the right exit code."""
-    try:
-        return fn()
-    except (click.exceptions.Exit, click.ClickException, click.Abort):
-        raise
-    except KeyboardInterrupt:  # a Ctrl-C before the loop installed its own handler
-        raise SystemExit(EXIT_OK)
-    except Exception as e:
-        if os.environ.get("FERLITE_DEBUG"):
-            raise
-        f = fail_from(e)
-        click.echo(f"error: {f}", err=True)
-        sys.exit(f.code)
+    @property
+    def wants_image(self) -> bool:
+        """Whether frames need their colour image (only to be shown or saved)."""
+        return self.preview or bool(self.save_video)
 
 
 def resolve_model(model: str | None) -> Path:
     if model:
         return Path(model)
     if not DEFAULT_MODEL.is_file():
-        raise Fail(f"no default model at {DEFAULT_MODEL} (not installed yet): pass --model PATH/model_int8.tflite "
-                   "(with its metadata.json beside it)", EXIT_INPUT)
+        raise InputError(f"no default model at {DEFAULT_MODEL} (not installed yet): pass --model "
+                         "PATH/model_int8.tflite (with its metadata.json beside it)")
     return DEFAULT_MODEL
 
 
@@ -113,6 +107,10 @@ def parse_size(ctx, param, value):
     except Exception:
         raise click.BadParameter(f"expected WIDTHxHEIGHT, e.g. 640x480, got {value!r}") from None
     return (w, h)
+
+
+def size_text(size: tuple[int, int]) -> str:
+    return "x".join(map(str, size))
 
 
 def parse_labels(ctx, param, value):
@@ -133,135 +131,139 @@ class StopFlag(threading.Event):
     reason = None
 
 
-def install_signal_handlers(stop: StopFlag) -> dict:
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGINT / SIGTERM set the yielded ``StopFlag`` instead of killing the process; restored on exit."""
+    stop = StopFlag()
+
     def handler(signum, frame):
         stop.reason = signal.Signals(signum).name
         stop.set()
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        old[sig] = signal.signal(sig, handler)
-    return old
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
-def build_mode(mode, labels, absent_after, alert_labels, alert_threshold, alert_after, interval):
-    if mode == "driver":
-        return DriverMonitor(labels, absent_after=absent_after, alert_labels=alert_labels,
-                             alert_threshold=alert_threshold, alert_after=alert_after)
-    if mode == "kiosk":
-        return KioskAggregator(labels, interval=interval)
+def load_classifier(opts: RunOptions) -> tuple[TFLiteClassifier, Path]:
+    path = resolve_model(opts.model)
+    with quiet_native_stderr():  # LiteRT's INFO lines; errors still come back as exceptions
+        return TFLiteClassifier(path, threads=opts.threads), path
+
+
+def build_mode(opts: RunOptions, labels):
+    if opts.mode == "driver":
+        try:
+            return DriverMonitor(labels, absent_after=opts.absent_after, alert_labels=opts.alert_labels,
+                                 alert_threshold=opts.alert_threshold, alert_after=opts.alert_after)
+        except ValueError as e:  # alert labels the model does not have
+            raise UsageError(f"--alert-labels: {e}") from None
+    if opts.mode == "kiosk":
+        return KioskAggregator(labels, interval=opts.interval)
     return NoMode()
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--source", help="picamera2 | camera index (0) | video file | image file | folder of images.")
-@click.option("--model", help="int8 .tflite with metadata.json beside it [default: device/models/default/model_int8.tflite].")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="LiteRT interpreter threads.")
-@click.option("--mode", type=click.Choice(["kiosk", "driver", "none"]), default="kiosk", show_default=True,
-              help="driver: the largest face, absent/alert events; kiosk: every face, periodic aggregates.")
-@click.option("--detect-every", type=click.IntRange(1), default=3, show_default=True,
-              help="Run face detection every N frames; IoU tracking keeps the boxes in between.")
-@click.option("--detect-width", type=click.IntRange(0),
-              help="Detect faces on a copy of the frame shrunk to this width (0: full size) "
-                   "[default: 320; 640 for still images].")
-@click.option("--min-face", type=click.IntRange(8), default=40, show_default=True, help="Smallest face, in frame pixels.")
-@click.option("--cascade", type=click.Path(dir_okay=False), help="Haar cascade XML [default: OpenCV's frontal face].")
-@click.option("--smoothing", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
-              help="EMA weight of the newest frame's probabilities (1: no smoothing).")
-@click.option("--absent-after", type=click.FloatRange(0.0), default=2.0, show_default=True,
-              help="driver: seconds without a face before an 'absent' event.")
-@click.option("--alert-labels", default=",".join(DRIVER_ALERT_LABELS), show_default=True, callback=parse_labels,
-              help="driver: labels that raise an alert.")
-@click.option("--alert-threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="driver: smoothed probability of an alert label that counts.")
-@click.option("--alert-after", type=click.FloatRange(0.0), default=3.0, show_default=True,
-              help="driver: seconds the alert state must last before an 'alert' event.")
-@click.option("--interval", type=click.FloatRange(0.0, min_open=True), default=10.0, show_default=True,
-              help="kiosk: seconds per aggregate.")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False), help="JSON Lines file [default: stdout].")
-@click.option("--fps-every", type=click.IntRange(0), default=30, show_default=True,
-              help="Write an fps record every N frames (0: never).")
-@click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
-@click.option("--preview", is_flag=True, help="Show the annotated frames in a window (needs a display).")
-@click.option("--save-video", type=click.Path(dir_okay=False), help="Write the annotated frames to OUT.mp4 (mp4v).")
-@click.option("--camera-size", default="640x480", show_default=True, callback=parse_size,
-              help="Camera frame size (picamera2: the lores/gray stream).")
-@click.option("--main-size", default="1280x720", show_default=True, callback=parse_size,
-              help="picamera2 main (colour) stream size, used for --preview/--save-video.")
-@click.pass_context
-def cli(ctx, source, model, threads, mode, detect_every, detect_width, min_face, cascade, smoothing, absent_after,
-        alert_labels, alert_threshold, alert_after, interval, log_path, fps_every, max_frames, preview,
-        save_video, camera_size, main_size):
-    """Classify facial expressions in camera frames, a clip or images (see `bench` for benchmarks)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if not source:
-        raise click.UsageError("give --source (picamera2, a camera index, a video, an image or a folder), "
-                               "or a command such as `bench`")
-
-    def main():
-        return run_loop(source, model, threads, mode, detect_every, detect_width, min_face, cascade, smoothing,
-                        absent_after, alert_labels, alert_threshold, alert_after, interval, log_path, fps_every,
-                        max_frames, preview, save_video, camera_size, main_size)
-    code = guarded(main)
-    sys.exit(code)
+def detect_width(opts: RunOptions, src: Source) -> int:
+    if opts.detect_width is not None:
+        return opts.detect_width
+    # Stills have no frame rate to keep: detect on more pixels, fewer false faces.
+    return STILLS_DETECT_WIDTH if src.stills else DETECT_WIDTH
 
 
-def run_loop(source, model, threads, mode, detect_every, detect_width, min_face, cascade, smoothing, absent_after,
-             alert_labels, alert_threshold, alert_after, interval, log_path, fps_every, max_frames, preview,
-             save_video, camera_size, main_size) -> int:
-    # Everything is built here, once, before the loop: model, detector, tracker, mode, source, sinks, log.
-    model_path = resolve_model(model)
-    with quiet_native_stderr():  # LiteRT's INFO lines; errors still come back as exceptions
-        clf = TFLiteClassifier(model_path, threads=threads)
-    monitor = build_mode(mode, clf.labels, absent_after, alert_labels, alert_threshold, alert_after, interval)
-    preview_sink = PreviewSink() if preview else None
-    src = open_source(source, want_image=bool(preview or save_video), camera_size=camera_size, main_size=main_size)
-    if detect_width is None:  # stills have no frame rate to keep: detect on more pixels, fewer false faces
-        detect_width = STILLS_DETECT_WIDTH if src.stills else DETECT_WIDTH
-    try:
-        detector = HaarDetector(cascade, detect_width=detect_width, min_size=min_face)
-    except BaseException:
-        src.close()
-        raise
-    tracker = IoUTracker(alpha=smoothing)
-    video_sink = None
-    stop = StopFlag()
-    old_handlers = install_signal_handlers(stop)
-    error = None
-    try:
-        video_sink = VideoSink(save_video, src.fps or 15.0) if save_video else None
-        with JsonlWriter(log_path) as writer:
-            writer.write({"type": "start", "source": src.description, "model": str(model_path),
-                          "labels": clf.labels, "quantized": clf.quantized, "threads": threads, "mode": mode,
-                          "detect_every": detect_every, "detect_width": detect_width, "min_face": min_face,
-                          "smoothing": smoothing,
-                          **({"absent_after": absent_after, "alert_labels": list(alert_labels),
-                              "alert_threshold": alert_threshold, "alert_after": alert_after} if mode == "driver" else {}),
-                          **({"interval": interval} if mode == "kiosk" else {})})
-            loop = Loop(src, detector, tracker, clf, monitor, writer, detect_every=detect_every,
-                        max_frames=max_frames, fps_every=fps_every, preview=preview_sink, video=video_sink, stop=stop)
-            try:
-                loop.run()
-            except Exception as e:  # the summary (status error) is already in the log
-                error = e
-            summary = loop.summary
-    finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
-        src.close()
-        if video_sink is not None:
-            video_sink.close()
-        if preview_sink is not None:
-            preview_sink.close()
-    if error is not None:  # the summary (status error) is in the log; stderr gets one error line
-        raise error
+def start_record(opts: RunOptions, src: Source, clf: TFLiteClassifier, model_path: Path, width: int) -> dict:
+    return {"type": "start", "source": src.description, "model": str(model_path), "labels": clf.labels,
+            "quantized": clf.quantized, "threads": opts.threads, "mode": opts.mode,
+            "detect_every": opts.detect_every, "detect_width": width, "min_face": opts.min_face,
+            "smoothing": opts.smoothing, **{k: getattr(opts, k) for k in MODE_OPTIONS.get(opts.mode, ())}}
+
+
+def run_loop(opts: RunOptions) -> dict:
+    """Build everything once (model, mode, sinks, source, detector, log), run the loop, close it all.
+
+    Returns the summary. A failure inside the loop still ends the log with its summary (status
+    ``error``), then propagates as one of ``device.errors``' types."""
+    with contextlib.ExitStack() as stack:
+        clf, model_path = load_classifier(opts)
+        monitor = build_mode(opts, clf.labels)
+        preview = stack.enter_context(contextlib.closing(PreviewSink())) if opts.preview else None
+        src = stack.enter_context(open_source(opts.source, want_image=opts.wants_image,
+                                              camera_size=opts.camera_size, main_size=opts.main_size))
+        width = detect_width(opts, src)
+        detector = HaarDetector(opts.cascade, detect_width=width, min_size=opts.min_face)
+        stop = stack.enter_context(stop_on_signals())
+        video = stack.enter_context(contextlib.closing(VideoSink(opts.save_video, src.fps or 15.0))) \
+            if opts.save_video else None
+        writer = stack.enter_context(JsonlWriter(opts.log_path))
+        writer.write(start_record(opts, src, clf, model_path, width))
+        loop = Loop(src, detector, IoUTracker(alpha=opts.smoothing), clf, monitor, writer,
+                    detect_every=opts.detect_every, max_frames=opts.max_frames, fps_every=opts.fps_every,
+                    preview=preview, video=video, stop=stop)
+        return loop.run()
+
+
+def print_summary(summary: dict, log_path: str | None) -> None:
     if log_path:  # the summary is the log's last line; show it on stdout too
         click.echo(dumps(summary))
     lat = summary["latency_ms"]
     click.echo(f"ferlite: {summary['frames']} frames, {summary['faces']} faces, {summary['tracks']} tracks, "
                f"{summary['fps']:.1f} fps; ms/frame capture {lat['capture']:.2f} detect {lat['detect']:.2f} "
                f"classify {lat['classify']:.2f} ({summary['status']})", err=True)
-    return EXIT_OK
+
+
+DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class attributes)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
+@click.option("--source", help="picamera2 | camera index (0) | video file | image file | folder of images.")
+@click.option("--model", help="int8 .tflite with metadata.json beside it "
+                              "[default: device/models/default/model_int8.tflite].")
+@click.option("--threads", type=click.IntRange(1), default=DEFAULTS.threads, show_default=True,
+              help="LiteRT interpreter threads.")
+@click.option("--mode", type=click.Choice(["kiosk", "driver", "none"]), default=DEFAULTS.mode, show_default=True,
+              help="driver: the largest face, absent/alert events; kiosk: every face, periodic aggregates.")
+@click.option("--detect-every", type=click.IntRange(1), default=DEFAULTS.detect_every, show_default=True,
+              help="Run face detection every N frames; IoU tracking keeps the boxes in between.")
+@click.option("--detect-width", type=click.IntRange(0),
+              help="Detect faces on a copy of the frame shrunk to this width (0: full size) "
+                   f"[default: {DETECT_WIDTH}; {STILLS_DETECT_WIDTH} for still images].")
+@click.option("--min-face", type=click.IntRange(8), default=DEFAULTS.min_face, show_default=True,
+              help="Smallest face, in frame pixels.")
+@click.option("--cascade", type=click.Path(dir_okay=False), help="Haar cascade XML [default: OpenCV's frontal face].")
+@click.option("--smoothing", type=click.FloatRange(0.0, 1.0, min_open=True), default=DEFAULTS.smoothing,
+              show_default=True, help="EMA weight of the newest frame's probabilities (1: no smoothing).")
+@click.option("--absent-after", type=click.FloatRange(0.0), default=DEFAULTS.absent_after, show_default=True,
+              help="driver: seconds without a face before an 'absent' event.")
+@click.option("--alert-labels", default=",".join(DEFAULTS.alert_labels), show_default=True, callback=parse_labels,
+              help="driver: labels that raise an alert.")
+@click.option("--alert-threshold", type=click.FloatRange(0.0, 1.0), default=DEFAULTS.alert_threshold,
+              show_default=True, help="driver: smoothed probability of an alert label that counts.")
+@click.option("--alert-after", type=click.FloatRange(0.0), default=DEFAULTS.alert_after, show_default=True,
+              help="driver: seconds the alert state must last before an 'alert' event.")
+@click.option("--interval", type=click.FloatRange(0.0, min_open=True), default=DEFAULTS.interval, show_default=True,
+              help="kiosk: seconds per aggregate.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), help="JSON Lines file [default: stdout].")
+@click.option("--fps-every", type=click.IntRange(0), default=DEFAULTS.fps_every, show_default=True,
+              help="Write an fps record every N frames (0: never).")
+@click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
+@click.option("--preview", is_flag=True, help="Show the annotated frames in a window (needs a display).")
+@click.option("--save-video", type=click.Path(dir_okay=False), help="Write the annotated frames to OUT.mp4 (mp4v).")
+@click.option("--camera-size", default=size_text(DEFAULTS.camera_size), show_default=True, callback=parse_size,
+              help="Camera frame size (picamera2: the lores/gray stream).")
+@click.option("--main-size", default=size_text(DEFAULTS.main_size), show_default=True, callback=parse_size,
+              help="picamera2 main (colour) stream size, used for --preview/--save-video.")
+@click.pass_context
+def cli(ctx, **options):
+    """Classify facial expressions in camera frames, a clip or images (see `bench` for benchmarks)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not options["source"]:
+        raise click.UsageError("give --source (picamera2, a camera index, a video, an image or a folder), "
+                               "or a command such as `bench`")
+    opts = RunOptions(**options)
+    print_summary(run_loop(opts), opts.log_path)
 
 
 @cli.command()
@@ -275,23 +277,32 @@ def run_loop(source, model, threads, mode, detect_every, detect_width, min_face,
 @click.option("--warmup", type=click.IntRange(0), default=20, show_default=True, help="Untimed calls first.")
 @click.option("--detect-every", type=click.IntRange(1), default=3, show_default=True, help="Loop: detect every N frames.")
 @click.option("--max-frames", type=click.IntRange(1), help="Loop: at most N frames of the clip.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
-def bench(float_path, int8_path, faces_path, video, threads, runs, warmup, detect_every, max_frames, json_path):
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write the results as JSON here, with the command that made them.")
+@click.pass_context
+def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, detect_every, max_frames, json_path):
     """int8 vs float32: accuracy, drop, agreement, latency per thread count, loop fps on a clip."""
-    def main():
-        if video and not Path(video).is_file():
-            raise Fail(f"video not found: {video}", EXIT_INPUT)
-        result = run_bench(float_path, int8_path, faces_path, video=video, threads=threads, warmup=warmup,
-                           runs=runs, detect_every=detect_every, max_frames=max_frames,
-                           log=lambda s: click.echo(s, err=True))
-        click.echo(format_table(result))
-        if json_path:
-            from device.atomic import write_json
-            write_json(json_path, result)
-            click.echo(f"wrote {json_path}", err=True)
-        return EXIT_OK
-    sys.exit(guarded(main))
+    if video and not Path(video).is_file():
+        raise InputError(f"video not found: {video}")
+    result = run_bench(float_path, int8_path, faces_path, video=video, threads=threads, warmup=warmup,
+                       runs=runs, detect_every=detect_every, max_frames=max_frames,
+                       log=lambda s: click.echo(s, err=True))
+    click.echo(format_table(result))
+    if json_path:
+        write_json(json_path, {**result, "provenance": record(BENCH_PROG, bench_argv(ctx), ctx.params)})
+        click.echo(f"wrote {json_path}", err=True)
+
+
+def bench_argv(ctx) -> list[str]:
+    """What was typed after ``bench`` (``run_click`` hands the whole argv down as ``ctx.obj``)."""
+    argv = list(ctx.obj if ctx.obj is not None else sys.argv[1:])
+    return argv[argv.index(ctx.info_name) + 1:] if ctx.info_name in argv else argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The script's entry point: one ``error:`` line and the exit code of device/errors.py's table."""
+    return run_click(cli, argv, prog_name="run.py")
 
 
 if __name__ == "__main__":
-    cli(prog_name="run.py")
+    exit_with(main())

@@ -5,7 +5,7 @@ classification, an optional colour ``image`` for preview / saved video, and a ti
 ``t`` in seconds from the source's own clock (a clip: frame index / fps, so events are
 deterministic; a camera: its sensor or capture time). Sources are opened once, before the
 loop; ``read()`` returns the next frame or ``None`` at a clean end (end of clip, last image).
-A camera that stops delivering frames is retried with backoff, then ``SourceError``.
+A camera that stops delivering frames is retried with backoff, then ``SourceStopped``.
 """
 from __future__ import annotations
 
@@ -19,18 +19,27 @@ import cv2
 import numpy as np
 
 from .contract import to_gray
+from .errors import EnvironmentMissing, FerliteError, InputError, RunFailed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".h264")
 LORES_SIZE = (640, 480)
 
 
-class SourceError(RuntimeError):
-    """A source cannot be opened, or stopped delivering frames. ``exit_code`` tells run.py what to return."""
+class SourceError(FerliteError):
+    """Anything wrong with a frame source; the subclass says what (and so the exit code)."""
 
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
+
+class SourceUnavailable(SourceError, InputError):
+    """A source that cannot be opened: a missing or unreadable file, a camera that cannot open."""
+
+
+class SourceStopped(SourceError, RunFailed):
+    """A camera that stopped delivering frames mid-run (after its retries)."""
+
+
+class Picamera2Missing(SourceError, EnvironmentMissing):
+    """``--source picamera2`` without the picamera2 package (it comes from apt, not pip)."""
 
 
 @dataclass
@@ -89,11 +98,11 @@ class ImageSource(Source):
         if path.is_dir():
             self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not self.paths:
-                raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+                raise SourceUnavailable(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
         elif path.is_file():
             self.paths = [path]
         else:
-            raise SourceError(f"source not found: {path}")
+            raise SourceUnavailable(f"source not found: {path}")
         self.want_image = want_image
         self.description = f"images:{path}"
         self._i = 0
@@ -104,7 +113,7 @@ class ImageSource(Source):
         # Decoded in colour and converted by contract.to_gray, like every other source's frames.
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise SourceError(f"cannot read image {path} (unreadable or not an image)")
+            raise SourceUnavailable(f"cannot read image {path} (unreadable or not an image)")
         return img
 
     def read(self) -> Optional[Frame]:
@@ -124,10 +133,10 @@ class VideoSource(Source):
     def __init__(self, path: str | Path, want_image: bool = False, capture_factory: Callable = cv2.VideoCapture):
         path = Path(path)
         if not path.is_file():
-            raise SourceError(f"video not found: {path}")
+            raise SourceUnavailable(f"video not found: {path}")
         self.cap = capture_factory(str(path))
         if not self.cap.isOpened():
-            raise SourceError(f"cannot open video {path} (unsupported codec or not a video)")
+            raise SourceUnavailable(f"cannot open video {path} (unsupported codec or not a video)")
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else 30.0
         self.want_image = want_image
@@ -157,7 +166,7 @@ class CameraSource(Source):
             self.cap = (capture_factory or cv2.VideoCapture)(index)
         if not self.cap.isOpened():
             self.cap.release()
-            raise SourceError(f"cannot open camera {index} (no such device, busy, or no permission)")
+            raise SourceUnavailable(f"cannot open camera {index} (no such device, busy, or no permission)")
         if size:
             self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
             self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
@@ -184,8 +193,8 @@ class CameraSource(Source):
             if attempt < self.retries:
                 self.sleep(delay)
                 delay *= 2
-        raise SourceError(f"{self.description}: frame grab failed {self.retries + 1} times in a row "
-                          f"(camera disconnected or stalled)", exit_code=1)
+        raise SourceStopped(f"{self.description}: frame grab failed {self.retries + 1} times in a row "
+                          f"(camera disconnected or stalled)")
 
     def close(self) -> None:
         self.cap.release()
@@ -211,9 +220,9 @@ class Picamera2Source(Source):
         try:
             from picamera2 import Picamera2
         except ImportError:
-            raise SourceError("picamera2 is not installed: on Raspberry Pi OS run "
+            raise Picamera2Missing("picamera2 is not installed: on Raspberry Pi OS run "
                               "'sudo apt install python3-picamera2' (and create the venv with "
-                              "--system-site-packages)", exit_code=3) from None
+                              "--system-site-packages)") from None
         # Video configurations default to Rec709, whose Y is limited range (16..235); the model was
         # trained on full-range gray. Ask libcamera for full-range sYCC; failing that, stretch Y with a LUT.
         colour = {}
@@ -230,7 +239,7 @@ class Picamera2Source(Source):
             self.cam.configure(config)
             self.cam.start()
         except Exception as e:  # picamera2 raises IndexError/RuntimeError with its own text
-            raise SourceError(f"cannot open the Pi camera {camera_num} ({type(e).__name__}: {e})") from None
+            raise SourceUnavailable(f"cannot open the Pi camera {camera_num} ({type(e).__name__}: {e})") from None
         self.width, self.height = (int(v) for v in lores_size)
         self.want_image, self.retries, self.backoff, self.sleep = want_image, retries, backoff, sleep or time.sleep
         self.description = f"picamera2:{camera_num}"
@@ -264,8 +273,8 @@ class Picamera2Source(Source):
                 if attempt < self.retries:
                     self.sleep(delay)
                     delay *= 2
-        raise SourceError(f"{self.description}: frame capture failed {self.retries + 1} times in a row "
-                          f"({type(last).__name__}: {last})", exit_code=1)
+        raise SourceStopped(f"{self.description}: frame capture failed {self.retries + 1} times in a row "
+                          f"({type(last).__name__}: {last})")
 
     def close(self) -> None:
         try:
@@ -285,4 +294,4 @@ def open_source(spec: str, want_image: bool = False, camera_size=LORES_SIZE, mai
         return ImageSource(path, want_image=want_image)
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return VideoSource(path, want_image=want_image)
-    raise SourceError(f"source not found: {spec} (expected picamera2, a camera index, a video, an image or a folder)")
+    raise SourceUnavailable(f"source not found: {spec} (expected picamera2, a camera index, a video, an image or a folder)")

@@ -13,6 +13,7 @@ import inspect
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -94,3 +95,16 @@ def _pair_model(request, tmp_path_factory, sample_csv, sample_faces) -> Path:
 @pytest.fixture(scope="session")
 def model_int8(device_model) -> Path:
     return device_model / "model_int8.tflite"
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``device/run.py``'s ``main(argv)`` in-process, exactly as the script runs it (exit code, stdout, stderr)."""
+    from device.run import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return SimpleNamespace(exit_code=code, stdout=out, stderr=err, output=out + err)
+    return run

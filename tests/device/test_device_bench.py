@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from device.contract import LABELS
 from device.interpreter import TFLiteClassifier
 from device.metrics import agreement, evaluate
-from device.run import cli
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +21,19 @@ def eval_faces(tmp_path_factory, sample_faces):
     return path
 
 
-def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sample_faces):
+def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sample_faces, run_cli):
     out = tmp_path / "bench.json"
-    res = CliRunner().invoke(cli, ["bench", "--float", str(pair_model / "model_float32.tflite"),
-                                   "--int8", str(pair_model / "model_int8.tflite"), "--faces", str(eval_faces),
-                                   "--video", str(faces_dir / "fer_test.mp4"), "--max-frames", "30",
-                                   "--threads", "1,2", "--runs", "20", "--warmup", "2", "--json", str(out)],
-                             catch_exceptions=False)
+    argv = ["bench", "--float", str(pair_model / "model_float32.tflite"), "--int8", str(pair_model / "model_int8.tflite"),
+            "--faces", str(eval_faces), "--video", str(faces_dir / "fer_test.mp4"), "--max-frames", "30",
+            "--threads", "1,2", "--runs", "20", "--warmup", "2", "--json", str(out)]
+    res = run_cli(*argv)
     assert res.exit_code == 0, res.stderr
     r = json.loads(out.read_text())
+    # what ran, as typed: the command after the program name, and the options it resolved to
+    prov = r.pop("provenance")
+    assert prov["argv"] == argv[1:] and prov["command"] == "python device/run.py bench " + shlex.join(argv[1:])
+    assert prov["options"]["threads"] == [1, 2] and prov["options"]["runs"] == 20
+    assert {"versions", "machine", "date", "cwd"} <= set(prov)
     assert r["faces"] == {"path": str(eval_faces), "n": 120, "split": "sample"}
     # the same scoring as device.metrics, face for face
     faces, labels = sample_faces
@@ -54,10 +57,10 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
                for line in table.splitlines()) == 4
 
 
-def test_bench_bad_faces_file(pair_model, tmp_path):
+def test_bench_bad_faces_file(pair_model, tmp_path, run_cli):
     bad = tmp_path / "eval_faces.npz"
     np.savez(bad, faces=np.zeros((3, 32, 32), np.uint8), labels=np.zeros(3, np.int64))
-    res = CliRunner().invoke(cli, ["bench", "--float", str(pair_model / "model_float32.tflite"),
-                                   "--int8", str(pair_model / "model_int8.tflite"), "--faces", str(bad)])
-    assert res.exit_code == 2
+    res = run_cli("bench", "--float", pair_model / "model_float32.tflite", "--int8", pair_model / "model_int8.tflite",
+                  "--faces", bad)
+    assert res.exit_code == 3
     assert res.stderr.startswith(f"error: {bad}: faces must be uint8 (N, 48, 48)")

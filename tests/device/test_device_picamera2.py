@@ -12,10 +12,8 @@ import types
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from device.run import cli
-from device.sources import Picamera2Source, SourceError
+from device.sources import Picamera2Source, SourceStopped
 
 
 class FakeRequest:
@@ -120,13 +118,12 @@ def test_picamera2_source_reads_the_y_plane(monkeypatch, clip_frames, libcamera)
     assert cam.closed and not cam.started
 
 
-def test_run_with_picamera2_source(monkeypatch, clip_frames, model_int8, tmp_path):
+def test_run_with_picamera2_source(monkeypatch, clip_frames, model_int8, tmp_path, run_cli):
     fake = make_fake_module(clip_frames)
     monkeypatch.setitem(sys.modules, "picamera2", fake)
     log, out = tmp_path / "pi.jsonl", tmp_path / "pi.mp4"
-    res = CliRunner().invoke(cli, ["--source", "picamera2", "--model", str(model_int8), "--max-frames", "15",
-                                   "--mode", "driver", "--main-size", "640x360", "--camera-size", "640x360", "--save-video", str(out),
-                                   "--log", str(log)], catch_exceptions=False)
+    res = run_cli("--source", "picamera2", "--model", model_int8, "--max-frames", "15", "--mode", "driver",
+                  "--main-size", "640x360", "--camera-size", "640x360", "--save-video", out, "--log", log)
     assert res.exit_code == 0, res.stderr
     records = [json.loads(x) for x in log.read_text().splitlines()]
     frames = [r for r in records if r["type"] == "frame"]
@@ -143,14 +140,14 @@ def test_picamera2_capture_failing_mid_run(monkeypatch, clip_frames, tmp_path):
     monkeypatch.setitem(sys.modules, "picamera2", fake)
     src = Picamera2Source(sleep=lambda s: None)
     assert src.read() is not None and src.read() is not None
-    with pytest.raises(SourceError, match="frame capture failed 6 times in a row .TimeoutError") as e:
+    with pytest.raises(SourceStopped, match="frame capture failed 6 times in a row .TimeoutError") as e:
         src.read()
-    assert e.value.exit_code == 1
+    assert e.value.exit_code == 1  # failed while running
 
 
-def test_picamera2_not_installed(monkeypatch, model_int8, faces_dir):
+def test_picamera2_not_installed(monkeypatch, model_int8, faces_dir, run_cli):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # import picamera2 -> ImportError
-    res = CliRunner().invoke(cli, ["--source", "picamera2", "--model", str(model_int8)])
-    assert res.exit_code == 3
+    res = run_cli("--source", "picamera2", "--model", model_int8)
+    assert res.exit_code == 4
     assert res.stderr.startswith("error: picamera2 is not installed: on Raspberry Pi OS run "
                                  "'sudo apt install python3-picamera2'")

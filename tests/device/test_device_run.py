@@ -13,10 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from device.contract import LABELS
-from device.run import DEFAULT_MODEL, cli
+from device.run import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "device" / "run.py"
@@ -26,10 +25,6 @@ def read_jsonl(path_or_text) -> list[dict]:
     text = Path(path_or_text).read_text() if isinstance(path_or_text, Path) else path_or_text
     assert text.endswith("\n"), "the log must end with a whole line"
     return [json.loads(line) for line in text.splitlines()]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def check_log(records: list[dict], frames: int) -> dict:
@@ -53,9 +48,9 @@ def check_log(records: list[dict], frames: int) -> dict:
     return s
 
 
-def test_photos_folder(faces_dir, model_int8, tmp_path):
+def test_photos_folder(faces_dir, model_int8, tmp_path, run_cli):
     log = tmp_path / "photos.jsonl"
-    res = invoke("--source", faces_dir, "--model", model_int8, "--log", log)
+    res = run_cli("--source", faces_dir, "--model", model_int8, "--log", log)
     assert res.exit_code == 0, res.output
     records = read_jsonl(log)
     s = check_log(records, frames=5)
@@ -68,8 +63,8 @@ def test_photos_folder(faces_dir, model_int8, tmp_path):
     assert "ferlite: 5 frames, 6 faces" in res.stderr
 
 
-def test_clip_driver_mode_log_on_stdout(faces_dir, model_int8):
-    res = invoke("--source", faces_dir / "fer_test.mp4", "--model", model_int8, "--mode", "driver",
+def test_clip_driver_mode_log_on_stdout(faces_dir, model_int8, run_cli):
+    res = run_cli("--source", faces_dir / "fer_test.mp4", "--model", model_int8, "--mode", "driver",
                  "--absent-after", "0.5", "--fps-every", "25")
     assert res.exit_code == 0, res.stderr
     records = read_jsonl(res.stdout)
@@ -82,9 +77,9 @@ def test_clip_driver_mode_log_on_stdout(faces_dir, model_int8):
     assert not [r for r in records if r["type"] == "event" and r["event"] == "absent"]
 
 
-def test_clip_kiosk_aggregates_are_deterministic(faces_dir, model_int8, tmp_path):
+def test_clip_kiosk_aggregates_are_deterministic(faces_dir, model_int8, tmp_path, run_cli):
     def events(name):
-        res = invoke("--source", faces_dir / "fer_test.mp4", "--model", model_int8, "--mode", "kiosk",
+        res = run_cli("--source", faces_dir / "fer_test.mp4", "--model", model_int8, "--mode", "kiosk",
                      "--interval", "1", "--log", tmp_path / name)
         assert res.exit_code == 0
         return [r for r in read_jsonl(tmp_path / name) if r["type"] == "event"]
@@ -97,10 +92,10 @@ def test_clip_kiosk_aggregates_are_deterministic(faces_dir, model_int8, tmp_path
     assert events("b.jsonl") == first
 
 
-def test_max_frames_and_save_video(faces_dir, model_int8, tmp_path):
+def test_max_frames_and_save_video(faces_dir, model_int8, tmp_path, run_cli):
     out = tmp_path / "out.mp4"
     log = tmp_path / "log.jsonl"
-    res = invoke("--source", faces_dir / "fer_woman2.mp4", "--model", model_int8, "--max-frames", "12",
+    res = run_cli("--source", faces_dir / "fer_woman2.mp4", "--model", model_int8, "--max-frames", "12",
                  "--save-video", out, "--log", log)
     assert res.exit_code == 0, res.stderr
     s = check_log(read_jsonl(log), frames=12)
@@ -113,22 +108,22 @@ def test_max_frames_and_save_video(faces_dir, model_int8, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "out.mp4"]  # no partial file left
 
 
-def test_nothing_written_without_flags(faces_dir, model_int8, tmp_path, monkeypatch):
+def test_nothing_written_without_flags(faces_dir, model_int8, tmp_path, monkeypatch, run_cli):
     monkeypatch.chdir(tmp_path)
-    res = invoke("--source", faces_dir / "fer_justin.jpg", "--model", model_int8)
+    res = run_cli("--source", faces_dir / "fer_justin.jpg", "--model", model_int8)
     assert res.exit_code == 0
     assert list(tmp_path.iterdir()) == []
 
 
-def test_preview_without_display_is_one_clear_error(faces_dir, model_int8, monkeypatch):
+def test_preview_without_display_is_one_clear_error(faces_dir, model_int8, monkeypatch, run_cli):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    res = invoke("--source", faces_dir / "fer_justin.jpg", "--model", model_int8, "--preview")
-    assert res.exit_code == 3
+    res = run_cli("--source", faces_dir / "fer_justin.jpg", "--model", model_int8, "--preview")
+    assert res.exit_code == 4  # a missing display, like a missing package
     assert res.stderr.startswith("error: --preview needs a display") and res.stderr.count("\n") == 1
 
 
-def test_camera_grab_failing_mid_run_retries_then_exits_1(model_int8, faces_dir, tmp_path, monkeypatch):
+def test_camera_grab_failing_mid_run_retries_then_exits_1(model_int8, faces_dir, tmp_path, monkeypatch, run_cli):
     """The camera hardware is the one stand-in: a capture that delivers 3 real frames, then fails."""
     frame = cv2.imread(str(faces_dir / "fer_justin.jpg"))
     sleeps = []
@@ -156,7 +151,7 @@ def test_camera_grab_failing_mid_run_retries_then_exits_1(model_int8, faces_dir,
     monkeypatch.setattr("device.sources.cv2.VideoCapture", FlakyCamera)
     monkeypatch.setattr("device.sources.time.sleep", sleeps.append)
     log = tmp_path / "cam.jsonl"
-    res = invoke("--source", "0", "--model", model_int8, "--log", log)
+    res = run_cli("--source", "0", "--model", model_int8, "--log", log)
     assert res.exit_code == 1
     assert res.stderr == "error: camera:0: frame grab failed 6 times in a row (camera disconnected or stalled)\n"
     assert sleeps == [0.05, 0.1, 0.2, 0.4, 0.8]  # exponential backoff
@@ -180,13 +175,13 @@ def one_error_line(proc, code, start):
 @pytest.mark.skipif(DEFAULT_MODEL.exists(), reason="the default model is installed")
 def test_missing_default_model_says_pass_model(faces_dir):
     p = run_py("--source", faces_dir / "fer_justin.jpg")
-    one_error_line(p, 2, "no default model at")
+    one_error_line(p, 3, "no default model at")
     assert "--model" in p.stderr
 
 
 def test_missing_model_file(faces_dir, tmp_path):
     one_error_line(run_py("--source", faces_dir / "fer_justin.jpg", "--model", tmp_path / "nope.tflite"),
-                   2, "model file not found")
+                   3, "model file not found")
 
 
 def test_model_with_wrong_input_shape(faces_dir, device_model, tmp_path):
@@ -197,17 +192,32 @@ def test_model_with_wrong_input_shape(faces_dir, device_model, tmp_path):
     (tmp_path / "model_int8.tflite").write_bytes(data)
     shutil.copy(device_model / "metadata.json", tmp_path)
     p = run_py("--source", faces_dir / "fer_justin.jpg", "--model", tmp_path / "model_int8.tflite")
-    one_error_line(p, 2, str(tmp_path / "model_int8.tflite") + ": model input is (64, 64, 3)")
+    one_error_line(p, 3, str(tmp_path / "model_int8.tflite") + ": model input is (64, 64, 3)")
 
 
 def test_unreadable_image(model_int8, tmp_path):
     bad = tmp_path / "photo.jpg"
     bad.write_text("not a jpeg")
-    one_error_line(run_py("--source", bad, "--model", model_int8), 2, f"cannot read image {bad}")
+    one_error_line(run_py("--source", bad, "--model", model_int8), 3, f"cannot read image {bad}")
 
 
 def test_camera_that_cannot_open(model_int8):
-    one_error_line(run_py("--source", "9", "--model", model_int8), 2, "cannot open camera 9")
+    one_error_line(run_py("--source", "9", "--model", model_int8), 3, "cannot open camera 9")
+
+
+@pytest.mark.parametrize("args, start", [
+    (("--frobnicate",), "No such option '--frobnicate'"),
+    (("--threads", "0"), "Invalid value for '--threads'"),
+    (("--mode", "driver", "--alert-labels", "Bored"), "--alert-labels: alert labels ['Bored'] must be"),
+])
+def test_bad_flags_exit_2(faces_dir, model_int8, args, start):
+    one_error_line(run_py("--source", faces_dir / "fer_justin.jpg", "--model", model_int8, *args), 2, start)
+
+
+def test_missing_bench_video_exits_3(tmp_path):
+    p = run_py("bench", "--float", tmp_path / "f.tflite", "--int8", tmp_path / "i.tflite",
+               "--faces", tmp_path / "eval_faces.npz", "--video", tmp_path / "clip.mp4")
+    one_error_line(p, 3, f"video not found: {tmp_path / 'clip.mp4'}")
 
 
 def test_missing_interpreter_package_names_pip(faces_dir, model_int8):
@@ -215,7 +225,7 @@ def test_missing_interpreter_package_names_pip(faces_dir, model_int8):
             f"sys.argv = ['run.py', '--source', {str(faces_dir / 'fer_justin.jpg')!r}, '--model', {str(model_int8)!r}]; "
             f"runpy.run_path({str(RUN_PY)!r}, run_name='__main__')")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    one_error_line(p, 3, "no LiteRT interpreter found: install one with 'pip install ai-edge-litert'")
+    one_error_line(p, 4, "no LiteRT interpreter found: install one with 'pip install ai-edge-litert'")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
