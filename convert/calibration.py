@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from device import contract
+from device.errors import InputError
 
 DEFAULT_CALIB = 300
 # Neighbouring pixels of a real face are strongly correlated (about 0.9 and up on
@@ -26,7 +27,7 @@ MIN_NEIGHBOUR_CORRELATION = 0.5
 MIN_FACE_STD = 2.0
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """No usable real calibration data (missing file, wrong file, too few or fake faces)."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from device import contract
 from device.atomic import write_bytes
+from device.errors import RunFailed
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,7 +32,7 @@ FILENAMES = {
 }
 
 
-class ConversionError(RuntimeError):
+class ConversionError(RunFailed):
     """The TFLite converter refused the model; the message is the converter's own."""
 
 
@@ -125,6 +126,7 @@ def export_dynamic(model, out_dir) -> Path:
     return _write(out_dir, "dynamic", _convert(conv, "dynamic"))
 
 
+# target -> exporter(model, out_dir) -> path; int8 also takes (calib_faces, progress=).
 EXPORTERS = {"float32": export_float32, "int8": export_int8,
              "float16": export_float16, "dynamic": export_dynamic}
 
@@ -164,6 +166,22 @@ def graph_ops(path) -> list[dict]:
 def float_ops(path) -> list[dict]:
     """The ops of ``path`` that still run in float (empty for a graph that is integer end to end)."""
     return [op for op in graph_ops(path) if op["float"]]
+
+
+def graph_stats(path, list_float_ops: bool = True) -> dict:
+    """The report's summary of a written graph: op counts, the ops that run in float, integer shape ops.
+
+    ``list_float_ops``: name each float op (for int8, where any is a finding; float targets are float
+    throughout, so only their count is kept)."""
+    ops = graph_ops(path)
+    fl = [o for o in ops if o["float"]]
+    counts: dict[str, int] = {}
+    for o in ops:
+        counts[o["op"]] = counts.get(o["op"], 0) + 1
+    return {"n_ops": len(ops), "op_counts": counts, "n_float_ops": len(fl),
+            "float_ops": fl if list_float_ops else [], "int8_end_to_end": not fl,
+            # int32 shape arithmetic (e.g. Flatten on a dynamic batch): integer, but not int8
+            "shape_ops": [o["op"] for o in ops if o["dtypes"] and set(o["dtypes"]) <= {"int32", "int64"}]}
 
 
 def io_details(path) -> dict:

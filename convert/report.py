@@ -1,27 +1,26 @@
-"""Scoring, latency and the conversion report (report.json, report.md, confusion PNGs, eval_faces.npz).
+"""Scoring and the conversion report (report.json, report.md, confusion PNGs, eval_faces.npz).
 
 Every model is scored by ``device.metrics.evaluate`` on the same faces: the Keras
 model through a thin predict function, every ``.tflite`` through
-``device.interpreter.TFLiteClassifier`` (the code the Pi runs).
+``device.interpreter.TFLiteClassifier`` (the code the Pi runs). ``build_report`` assembles
+report.json's dict; ``render_markdown`` turns it into report.md.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from device import contract
+from device import contract, provenance
 from device.atomic import atomic_path, write_json, write_text
 from device.interpreter import TFLiteClassifier
+from device.metadata import METADATA_NAME
 from device.metrics import agreement, evaluate
 
+FORMAT = "ferlite-convert-report/1"
 DEFAULT_EVAL_FACES = 500
+RUN_CONFIG_KEYS = ("data", "split", "seed", "val_fraction", "model")  # the run's config, as the report repeats it
 
 # Why an op may be left in float in an int8 graph, for the report.
 FLOAT_OP_REASONS = {
@@ -63,23 +62,6 @@ def score_tflite(path, faces, labels, class_names, threads: int | None = None, p
     return score(lambda f: clf.predict(f), faces, labels, class_names, progress)
 
 
-def latency(path, threads: int | None, runs: int = 50, warmup: int = 10, face: np.ndarray | None = None) -> dict:
-    """Median single-face (batch 1) latency of ``path`` through the device wrapper, after warm-up."""
-    clf = classifier(path, threads=threads)
-    x = face if face is not None else np.full((1, *contract.INPUT_SHAPE[:2]), 128, np.uint8)
-    x = np.asarray(x, np.uint8).reshape(1, *contract.INPUT_SHAPE[:2])
-    for _ in range(max(warmup, 1)):
-        clf.predict(x)
-    times = []
-    for _ in range(max(runs, 1)):
-        t = time.perf_counter()
-        clf.predict(x)
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    return {"threads": threads, "runs": len(times), "warmup": warmup, "median_ms": round(med * 1e3, 4),
-            "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 4), "fps": round(1.0 / med, 1) if med else None}
-
-
 def drop_pp(ref: dict, other: dict) -> dict:
     """Percentage-point drop from ``ref`` to ``other``: accuracy, macro-F1 and per-class recall (positive = worse)."""
     return {
@@ -97,14 +79,85 @@ def compare(probs_ref: np.ndarray, probs_other: np.ndarray) -> dict:
     return out
 
 
-def machine_info() -> dict:
-    return {"hostname": platform.node(), "platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
+def comparisons(name: str, m: dict, probs: np.ndarray, models: dict, all_probs: dict) -> dict:
+    """Target ``name`` (metrics ``m``, probabilities ``probs``) against Keras, and against float32 unless it is float32."""
+    out = {"drop_vs_keras": drop_pp(models["keras"], m), "vs_keras": compare(all_probs["keras"], probs)}
+    if name != "float32":
+        out.update(drop_vs_float32=drop_pp(models["float32"], m), vs_float32=compare(all_probs["float32"], probs))
+    return out
 
 
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+def int8_checks(m: dict) -> tuple[dict, list[str]]:
+    """What the device relies on in the int8 file (int8 in and out, scale 1 / zero-point -128), and notes when not."""
+    io = m["io"]
+    checks = {
+        "input_int8": io["input"]["dtype"] == "int8", "output_int8": io["output"]["dtype"] == "int8",
+        "input_scale_1_zero_point_minus_128": io["input"]["scale"] == 1.0 and io["input"]["zero_point"] == -128,
+        "builtin_ops_only": True,  # TFLITE_BUILTINS_INT8 only: the converter refuses anything else
+    }
+    notes = []
+    if not checks["input_scale_1_zero_point_minus_128"]:
+        notes.append(f"int8 input quantization is scale {io['input']['scale']:g}, zero-point "
+                     f"{io['input']['zero_point']} (not 1.0/-128): the device wrapper uses its slower path")
+    fl = m["graph"]["float_ops"]
+    if fl:
+        notes.append("int8 graph is not integer end to end: " + ", ".join(o["op"] for o in fl) + " run in float")
+    return checks, notes
+
+
+def drop_gate(models: dict, max_drop: float | None) -> dict | None:
+    """``--max-drop``: the int8 accuracy drop against float32, in percentage points, and whether it passes."""
+    if max_drop is None:
+        return None
+    drop = models["int8"]["drop_vs_float32"]["accuracy_pp"]
+    return {"max_drop_pp": float(max_drop), "drop_pp": drop, "against": "float32", "passed": drop <= max_drop}
+
+
+def versions() -> dict:
+    """The converter's package versions, under report.json's keys (from ``device.provenance.versions``)."""
+    v = provenance.versions()
+    found = {"tensorflow": v.get("tensorflow-cpu") or v.get("tensorflow"), "keras": v.get("keras"),
+             "ai_edge_litert": v.get("ai-edge-litert"), "numpy": v.get("numpy")}
+    return {k: x for k, x in found.items() if x}
+
+
+def build_report(*, run_dir, out_dir, meta: dict, cfg: dict, flip_tta: bool, evaluation: dict, calibration,
+                 models: dict, gate: dict | None, notes: list[str], files, provenance_record: dict | None) -> dict:
+    """report.json's dict: what was converted, on which faces, every model's scores, and what ran."""
+    return {
+        "format": FORMAT,
+        "date": provenance.now_iso(),
+        "machine": provenance.machine_info(),
+        "versions": versions(),
+        "run": {"dir": str(run_dir), "model": meta.get("model"), "flip_tta": bool(flip_tta),
+                "config": {k: cfg.get(k) for k in RUN_CONFIG_KEYS if k in cfg}},
+        "out_dir": str(out_dir),
+        "evaluation": evaluation,
+        "calibration": calibration,
+        "models": models,
+        "gate": gate,
+        "notes": notes,
+        "files": sorted({METADATA_NAME, *files, "report.json", "report.md"}),
+        "provenance": provenance_record,
+    }
+
+
+def summary(r: dict, report_md) -> str:
+    """A few lines for the console: size, accuracy, drop and latency per model, and where report.md is."""
+    lines = []
+    for name, m in r["models"].items():
+        size = f"{m['size_bytes'] / 1024:8.1f} KiB"
+        lat = " ".join(f"{x['median_ms']:.2f}ms@{x['threads']}t" for x in m.get("latency", []))
+        extra = ""
+        if "drop_vs_float32" in m:
+            extra = (f" drop {m['drop_vs_float32']['accuracy_pp']:+.2f}pp vs float32,"
+                     f" agreement {100 * m['vs_float32']['top1_agreement']:.1f}%")
+        lines.append(f"{name:8s} {size}  acc {100 * m['accuracy']:6.2f}%  F1 {100 * m['macro_f1']:6.2f}%{extra}  {lat}")
+    if "int8" in r["models"]:
+        fl = r["models"]["int8"]["graph"]["float_ops"]
+        lines.append("int8 float ops: " + (", ".join(o["op"] for o in fl) if fl else "none (int8 end to end)"))
+    lines.append(f"report: {report_md}")
+    return "\n".join(lines)
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

@@ -97,7 +97,7 @@ def guarded(fn: Callable[[], object], *, interrupted: int = EXIT_OK,
     except Exception as e:  # noqa: BLE001 - this is the one place that turns failures into exit codes
         if os.environ.get("FERLITE_DEBUG"):
             raise
-        click.echo(f"error: {message_for(e)}", err=True)
+        click.echo("error: " + " ".join(message_for(e).split()), err=True)  # one line, whatever the message held
         return exit_code_for(e)
 
 

@@ -6,7 +6,7 @@
     python scripts/bench_convert.py --run runs/existing   # convert an existing run only
 
 Trains with train.fit.train_run (random80 split, the sample holds Training rows only),
-then runs convert.cli.convert_run with --int8 --float16 --dynamic and prints the summary
+then runs convert.pipeline.run with --int8 --float16 --dynamic and prints the summary
 and where report.md is. Not a test: numbers on 420 faces say little about the model.
 """
 from __future__ import annotations
@@ -34,7 +34,9 @@ def main() -> int:
 
     from convert import quiet_tensorflow
     quiet_tensorflow()
-    from convert.cli import convert_run, summary
+    from convert.pipeline import run as convert_run
+    from convert.report import summary
+    from device.errors import EXIT_GATE
 
     if args.run:
         run = Path(args.run)
@@ -49,8 +51,8 @@ def main() -> int:
     t = time.time()
     res = convert_run(run, int8=True, float16=True, dynamic=True, calib=args.calib, max_drop=args.max_drop)
     print(f"converted in {time.time() - t:.1f}s")
-    print(summary(res))
-    return 0 if res.gate_passed in (None, True) else 3
+    print(summary(res.report, res.paths["report_md"]))
+    return 0 if res.gate_passed in (None, True) else EXIT_GATE
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED)
     from device.atomic import write_json
     from device.contract import as_batch
     from device.metadata import make_metadata, write_metadata
+    from device.provenance import record
     from train.data import load_fer2013, make_split
 
     ds = load_fer2013(data_path)
@@ -63,8 +64,10 @@ def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED)
     data_info = {"path": str(data_path), "sha256": ds.sha256, "split": split.kind, "test_split": split.test_name,
                  "seed": seed, "val_fraction": VAL_FRACTION, "limit": None}
     write_metadata(run_dir, make_metadata("tiny_cnn", data=data_info))
+    # with the provenance block train writes, which convert must read past
     write_json(run_dir / "config.json", {"data": str(data_path), "model": "tiny_cnn", "split": SPLIT,
-                                         "seed": seed, "val_fraction": VAL_FRACTION, "limit": None})
+                                         "seed": seed, "val_fraction": VAL_FRACTION, "limit": None,
+                                         "provenance": record("python -m train", ["--data", str(data_path)])})
     write_json(run_dir / "metrics.json", {"note": "tiny test model"})
     return run_dir
 
@@ -77,10 +80,10 @@ def tiny_run(tmp_path_factory, sample_csv) -> Path:
 
 @pytest.fixture(scope="session")
 def converted(tiny_run, tmp_path_factory):
-    """``convert_run`` on the tiny run with --int8 into a separate folder; returns the ConvertResult."""
-    from convert.cli import convert_run
+    """``pipeline.run`` on the tiny run with --int8 into a separate folder; returns the ConvertResult."""
+    from convert.pipeline import run
     out = tmp_path_factory.mktemp("out") / "converted"
-    return convert_run(tiny_run, int8=True, out=out, calib=CALIB, latency_runs=5, eval_faces=50, progress=False)
+    return run(tiny_run, int8=True, out=out, calib=CALIB, latency_runs=5, eval_faces=50, progress=False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import types
@@ -34,7 +35,7 @@ def _eval_faces(converted):
 # --- round trip ---------------------------------------------------------------------------------
 
 def test_round_trip_three_predictors_agree(converted, tiny_run, sample_csv):
-    from convert.cli import load_keras_model
+    from convert.pipeline import load_keras_model
     from convert.report import keras_predict
     from device.contract import LABELS
     from device.interpreter import TFLiteClassifier
@@ -123,8 +124,8 @@ def test_report_fields(converted):
 
 
 def test_default_out_is_run_folder_float32_only(run_copy):
-    from convert.cli import convert_run
-    res = convert_run(run_copy, eval_limit=20, latency_runs=2, eval_faces=0, progress=False)
+    from convert.pipeline import run
+    res = run(run_copy, eval_limit=20, latency_runs=2, eval_faces=0, progress=False)
     assert res.out_dir == run_copy and (run_copy / "model_float32.tflite").is_file()
     assert not (run_copy / "model_int8.tflite").exists() and not (run_copy / "eval_faces.npz").exists()
     assert set(res.report["models"]) == {"keras", "float32"} and res.report["evaluation"]["n"] == 20
@@ -135,12 +136,13 @@ def test_default_out_is_run_folder_float32_only(run_copy):
 def test_flip_tta_averages_face_and_mirror_in_its_own_folder(run_copy):
     """--flip-tta: the file holds mean(model(face), model(mirror)); it never lands beside model.keras."""
     import keras
-    from convert.cli import ConvertError, convert_run
+    from convert.pipeline import run
+    from device.errors import UsageError
     from device.interpreter import TFLiteClassifier
     from device.metadata import read_metadata
-    with pytest.raises(ConvertError, match="own folder"):
-        convert_run(run_copy, flip_tta=True, out=run_copy, progress=False)
-    res = convert_run(run_copy, flip_tta=True, int8=True, calib=CALIB, eval_limit=40, latency_runs=2,
+    with pytest.raises(UsageError, match="own folder"):
+        run(run_copy, flip_tta=True, out=run_copy, progress=False)
+    res = run(run_copy, flip_tta=True, int8=True, calib=CALIB, eval_limit=40, latency_runs=2,
                       eval_faces=0, progress=False)
     assert res.out_dir == run_copy / "flip-tta" and res.report["run"]["flip_tta"] is True
     assert read_metadata(res.out_dir)["test_time_augmentation"] == "flip"
@@ -195,16 +197,16 @@ def test_refuses_random_constant_and_small_calibration(sample_csv):
 
 def test_missing_or_wrong_data_is_refused(run_copy, tmp_path, sample_csv):
     from convert.calibration import CalibrationError
-    from convert.cli import convert_run
+    from convert.pipeline import run
     cfg = read_json(run_copy / "config.json")
     cfg["data"] = str(tmp_path / "moved.csv")
     (run_copy / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CalibrationError, match="--data"):
-        convert_run(run_copy, int8=True, calib=CALIB, progress=False)
+        run(run_copy, int8=True, calib=CALIB, progress=False)
     other = tmp_path / "other.csv"
     other.write_bytes(b"".join(sample_csv.read_bytes().splitlines(keepends=True)[:-1]))  # one row less
     with pytest.raises(CalibrationError, match="sha256"):
-        convert_run(run_copy, int8=True, calib=CALIB, data=other, progress=False)
+        run(run_copy, int8=True, calib=CALIB, data=other, progress=False)
     assert not list(run_copy.glob("*.tflite"))
 
 
@@ -212,7 +214,7 @@ def test_missing_or_wrong_data_is_refused(run_copy, tmp_path, sample_csv):
 
 def test_failed_conversion_leaves_no_finished_file(tiny_run, tmp_path, monkeypatch):
     from convert import export, quiet_tensorflow
-    from convert.cli import load_keras_model
+    from convert.pipeline import load_keras_model
     quiet_tensorflow()
     model = load_keras_model(tiny_run / "model.keras", 7)
 
@@ -228,18 +230,17 @@ def test_failed_conversion_leaves_no_finished_file(tiny_run, tmp_path, monkeypat
 
 def _main(argv, capsys):
     from convert.cli import main
-    with pytest.raises(SystemExit) as e:
-        main(argv)
+    code = main(argv)
     err = capsys.readouterr().err.strip().splitlines()
-    return e.value.code, err
+    return code, err
 
 
 @pytest.mark.parametrize("extra, code, needle", [
-    (["--max-drop", "1"], 1, "needs --int8"),
-    (["--calib", "10"], 1, "needs --int8"),
+    (["--max-drop", "1"], 2, "needs --int8"),
+    (["--calib", "10"], 2, "needs --int8"),
     (["--int8", "--frobnicate"], 2, "No such option"),
-    (["--int8", "--calib", "0"], 1, "--calib"),
-    (["--int8", "--calib", "100000"], 1, "fewer than"),
+    (["--int8", "--calib", "0"], 2, "--calib"),
+    (["--int8", "--calib", "100000"], 3, "fewer than"),
 ])
 def test_bad_flags_one_line(tiny_run, capsys, extra, code, needle):
     rc, err = _main([str(tiny_run), "-q", *extra], capsys)
@@ -250,34 +251,47 @@ def test_bad_flags_one_line(tiny_run, capsys, extra, code, needle):
 
 def test_bad_run_folders_one_line(tmp_path, run_copy, capsys):
     rc, err = _main([str(tmp_path / "nope"), "--int8"], capsys)
-    assert rc == 1 and err == [f"error: run folder not found: {tmp_path / 'nope'}"]
+    assert rc == 3 and err == [f"error: run folder not found: {tmp_path / 'nope'}"]
 
     no_meta = tmp_path / "no_meta"
     no_meta.mkdir()
     (no_meta / "model.keras").write_bytes((run_copy / "model.keras").read_bytes())
     rc, err = _main([str(no_meta), "--int8"], capsys)
-    assert rc == 1 and len(err) == 1 and err[0].startswith("error: no metadata.json")
+    assert rc == 3 and len(err) == 1 and err[0].startswith("error: no metadata.json")
 
     (run_copy / "model.keras").write_text("this is not a keras file")
     rc, err = _main([str(run_copy), "--int8", "-q"], capsys)
-    assert rc == 1 and len(err) == 1 and "not a Keras model" in err[0], err
+    assert rc == 3 and len(err) == 1 and "not a Keras model" in err[0], err
 
     import zipfile
     with zipfile.ZipFile(run_copy / "model.keras", "w") as z:  # a zip, but not a Keras archive
         z.writestr("hello.txt", "hi")
     rc, err = _main([str(run_copy), "--int8", "-q"], capsys)
-    assert rc == 1 and len(err) == 1 and "not a loadable Keras model" in err[0], err
+    assert rc == 3 and len(err) == 1 and "not a loadable Keras model" in err[0], err
 
 
 def test_gate_exit_code(monkeypatch, capsys, tmp_path):
-    from convert import cli
+    from convert import cli, pipeline
     report = {"gate": {"max_drop_pp": 1.0, "drop_pp": 2.5, "against": "float32", "passed": False}, "models": {}}
-    fake = cli.ConvertResult(out_dir=tmp_path, paths={"report_md": tmp_path / "report.md"}, report=report,
-                             gate_passed=False)
-    monkeypatch.setattr(cli, "convert_run", lambda *a, **k: fake)
-    monkeypatch.setattr(cli, "summary", lambda r: "")
+    fake = pipeline.ConvertResult(out_dir=tmp_path, paths={"report_md": tmp_path / "report.md"}, report=report,
+                                  gate_passed=False)
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: fake)
+    monkeypatch.setattr(cli.rep, "summary", lambda r, md: "")
     rc, err = _main([str(tmp_path), "--int8", "--max-drop", "1", "-q"], capsys)
-    assert rc == cli.EXIT_GATE and err[-1].startswith("error: int8 accuracy drop +2.50 pp exceeds --max-drop 1.0")
+    assert rc == 5 and err == [f"error: int8 accuracy drop +2.50 pp exceeds --max-drop 1.0 pp "
+                               f"(report: {tmp_path / 'report.md'})"]
+
+
+def test_cli_records_what_ran(run_copy, capsys):
+    """report.json holds the command as typed (the one docs/RESULTS.md shows) and the options it resolved to."""
+    argv = [str(run_copy), "--eval-limit", "20", "--latency-runs", "2", "--eval-faces", "0", "-q"]
+    rc, err = _main(argv, capsys)
+    assert rc == 0, err
+    prov = read_json(run_copy / "report.json")["provenance"]
+    assert prov["command"] == "python -m convert " + shlex.join(argv) and prov["argv"] == argv
+    from convert.calibration import DEFAULT_CALIB
+    assert prov["options"]["calib"] == DEFAULT_CALIB and prov["options"]["eval_limit"] == 20  # resolved, not None
+    assert {"versions", "machine", "date", "cwd"} <= set(prov)
 
 
 def test_cli_subprocess_no_traceback(tmp_path):
@@ -285,7 +299,7 @@ def test_cli_subprocess_no_traceback(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     p = subprocess.run([sys.executable, "-m", "convert", str(tmp_path / "missing"), "--int8"],
                        cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 1 and p.stderr.strip().splitlines() == [f"error: run folder not found: {tmp_path / 'missing'}"]
+    assert p.returncode == 3 and p.stderr.strip().splitlines() == [f"error: run folder not found: {tmp_path / 'missing'}"]
     p = subprocess.run([sys.executable, "-m", "convert", "--help"], cwd=ROOT, capture_output=True, text=True,
                        env=env, timeout=120)
     assert p.returncode == 0 and "--int8" in p.stdout and "--max-drop" in p.stdout
