@@ -1,18 +1,27 @@
-"""``python -m train``: flags -> TrainConfig -> train_run. Errors become one ``error: ...`` line."""
+"""``python -m train``: flags -> TrainConfig -> train_run. Errors become one ``error: ...`` line.
+
+Exit codes: the one table in ``device/errors.py`` (README, "Exit codes"); Ctrl-C is 130, with the
+finished epochs saved for ``--resume``.
+"""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from .config import CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, ConfigError, resolve
+from device.errors import EXIT_INTERRUPTED, InputError, exit_with, run_click
+from device.provenance import record
+
+from .config import CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
 from .data import DataError
 from .registry import MODEL_NAMES
 
+PROG = "python -m train"
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
 @click.option("--data", required=True, help="FER2013 .csv / .csv.gz, or an image folder (train/<class>/*.png).")
 @click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
               help="Network (default vanilla_cnn; vgg_cnn with --preset best).")
@@ -47,38 +56,27 @@ from .registry import MODEL_NAMES
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None)
 @click.option("--resume", is_flag=True, default=False, help="Continue an interrupted run in --out.")
 @click.option("--limit", type=click.IntRange(min=14), default=None, help="Subsample to about N rows (smoke runs).")
-def main(data, model, out, preset, no_cache, no_augment, **opts):
+@click.pass_context
+def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     """Train a facial-expression model on FER2013 into a run folder."""
     if not Path(data).exists():
         raise DataError(f"{data}: no such file or folder")
     weights = opts.pop("weights")
     if weights is not None and weights.lower() not in ("imagenet", "none"):
         if not Path(weights).is_file():
-            raise ConfigError(f"--weights {weights}: no such file (expected imagenet, none or a weights file)")
+            raise InputError(f"--weights {weights}: no such file (expected imagenet, none or a weights file)")
     cfg = resolve(preset, data=data, model=model, out=out, weights=weights,
                   cache=False if no_cache else None, augment=False if no_augment else None, **opts)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     from .fit import train_run  # Keras/TF load only once the flags are known to be good
-    train_run(cfg)
+    train_run(cfg, provenance=record(PROG, ctx.obj, cfg))  # config.json keeps the command as typed
 
 
 def run(argv=None) -> int:
-    try:
-        main.main(args=argv, prog_name="python -m train", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:
-        click.echo(e.format_message(), err=True)
-        return 2
-    except click.UsageError as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        return 2
-    except (DataError, ConfigError, OSError) as e:
-        click.echo(f"error: {e}", err=True)
-        return 1
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("error: interrupted; finished epochs are saved, continue with --resume", err=True)
-        return 130
-    return 0
+    """Entry point: one ``error: ...`` line and the exit code of device/errors.py's table."""
+    return run_click(main, argv, prog_name=PROG, interrupted=EXIT_INTERRUPTED,
+                     interrupted_message="interrupted; finished epochs are saved, continue with --resume")
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    exit_with(run())

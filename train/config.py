@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from device.errors import UsageError
+
 # The paper's class weights (sec. 3), in LABELS order: Angry Disgust Fear Happy Sad Surprise Neutral.
 PAPER_CLASS_WEIGHTS = (0.1, 0.3, 0.3, 1.0, 0.3, 0.3, 0.1)
 CLASS_WEIGHTS = ("paper", "balanced", "none")
@@ -16,7 +18,7 @@ LR_SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adam", "sgd")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A training option has a value that cannot work."""
 
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from device.contract import INPUT_SIZE, LABELS, face_to_input
+from device.errors import InputError
 
 NUM_PIXELS = INPUT_SIZE * INPUT_SIZE
 USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -30,7 +31,7 @@ SPLIT_FOLDERS = {"training": "Training", "train": "Training", "publictest": "Pub
                  "validation": "PublicTest", "privatetest": "PrivateTest"}
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """The data cannot be used as given; the message names the file (and line) at fault."""
 
 

@@ -40,8 +40,9 @@ RESUME_KEYS = ("data", "model", "split", "seed", "val_fraction", "limit", "augme
                "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing")
 
 
-def train_run(cfg: TrainConfig) -> Path:
-    """Train ``cfg.model`` on ``cfg.data`` into the run folder ``cfg.out``; returns the folder."""
+def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
+    """Train ``cfg.model`` on ``cfg.data`` into the run folder ``cfg.out``; returns the folder.
+    ``provenance`` (``device.provenance.record`` of the command) is stored in config.json; --resume ignores it."""
     out = Path(cfg.out)
     state = _prepare_folder(out, cfg)
     keras.utils.set_random_seed(cfg.seed)
@@ -53,7 +54,7 @@ def train_run(cfg: TrainConfig) -> Path:
     print(split.summary())
     if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
-    write_json(out / "config.json", cfg.to_dict())
+    write_json(out / "config.json", {**cfg.to_dict(), **({"provenance": provenance} if provenance else {})})
 
     train_w = sample_weights(ds.labels[split.train], cfg.class_weights)
     data = dict(train=(ds.faces[split.train], ds.labels[split.train], train_w),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from device.metadata import read_metadata  # noqa: E402
+from device.provenance import record  # noqa: E402
 from train.config import ConfigError, resolve  # noqa: E402
 from train.data import load_fer2013, make_split  # noqa: E402
 from train.fit import train_run  # noqa: E402
@@ -50,8 +52,10 @@ def test_smoke_run_writes_every_artefact(sample_csv, tmp_path):
 
 def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
     out = tmp_path / "run"
-    train_run(_cfg(sample_csv, out, limit=100))
+    train_run(_cfg(sample_csv, out, limit=100), provenance=record("python -m train", ["--limit", "100"]))
+    assert json.loads((out / "config.json").read_text())["provenance"]["argv"] == ["--limit", "100"]
     first = read_history(out / "history.csv")
+    # config.json holds a provenance block now: --resume compares only the keys that decide the run
     train_run(_cfg(sample_csv, out, limit=100, epochs=2, resume=True))
     hist = read_history(out / "history.csv")
     assert [h["epoch"] for h in hist] == [1, 2] and hist[0] == first[0]
@@ -75,27 +79,33 @@ def _cli(*args):
 
 
 def test_cli_smoke(sample_csv, tmp_path):
-    r = _cli("--data", str(sample_csv), "--out", str(tmp_path / "cli"), "--split", "random80", "--epochs", "1",
-             "--limit", "60", "--model", "residual_cnn", "--preset", "paper")
+    args = ["--data", str(sample_csv), "--out", str(tmp_path / "cli"), "--split", "random80", "--epochs", "1",
+            "--limit", "60", "--model", "residual_cnn", "--preset", "paper"]
+    r = _cli(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ARTEFACTS:
         assert (tmp_path / "cli" / name).exists(), name
     cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert cfg["lr"] == 1e-4 and cfg["class_weights"] == "paper" and cfg["epochs"] == 1
+    # what ran, as typed, and the config it resolved to
+    prov = cfg.pop("provenance")
+    assert prov["command"] == "python -m train " + shlex.join(args) and prov["argv"] == args
+    assert prov["options"] == cfg and {"versions", "machine", "date", "cwd"} <= set(prov)
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--data", "missing.csv", "--out", "x"), "missing.csv: no such file"),
-    (("--data", "{sample}", "--out", "x", "--split", "bogus"), "--split"),
-    (("--data", "{sample}", "--out", "x", "--epochs", "-1"), "--epochs"),
-    (("--data", "{bad}", "--out", "{out}"), "bad.csv:3: "),
+@pytest.mark.parametrize("args, code, words", [
+    (("--data", "missing.csv", "--out", "x"), 3, "missing.csv: no such file"),
+    (("--data", "{sample}", "--out", "x", "--split", "bogus"), 2, "--split"),
+    (("--data", "{sample}", "--out", "x", "--epochs", "-1"), 2, "--epochs"),
+    (("--data", "{sample}", "--out", "x", "--weights", "nope.h5"), 3, "--weights nope.h5: no such file"),
+    (("--data", "{bad}", "--out", "{out}"), 3, "bad.csv:3: "),
 ])
-def test_cli_errors_are_one_line(sample_csv, tmp_path, args, words):
+def test_cli_errors_are_one_line(sample_csv, tmp_path, args, code, words):
     bad = tmp_path / "bad.csv"
     bad.write_text("emotion,pixels,Usage\n0," + " ".join(["1"] * 2304) + ",Training\n0,1 2,Training\n")
     args = [a.format(sample=sample_csv, bad=bad, out=tmp_path / "o") for a in args]
     r = _cli(*args)
-    assert r.returncode != 0
+    assert r.returncode == code, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("error: ") and words in lines[-1], r.stderr
     assert "Traceback" not in r.stderr
