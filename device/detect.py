@@ -1,8 +1,10 @@
 """Face detection behind a small interface, plus an IoU tracker that carries ids and smoothing.
 
 A detector is anything with ``detect(gray) -> (N, 4) int32 boxes (x, y, w, h)`` in the
-coordinates of the gray frame it was given. ``HaarDetector`` (OpenCV's frontal-face cascade)
-is the default; a better one (a DNN, a LiteRT face model) only has to offer the same call.
+coordinates of the gray frame it was given. Two kinds, chosen by name (``make_detector``):
+``HaarDetector`` (OpenCV's 2001 frontal-face cascade) and ``BlazeFaceDetector`` (MediaPipe's
+BlazeFace, short or full range, through the same LiteRT interpreter as the classifier; its
+decoding lives in ``device/blazeface.py``; the model files come from ``scripts/fetch_blazeface.py``).
 The tracker matches each detection round to the existing tracks by IoU, so a face keeps its
 id and its smoothed probabilities between detections (``--detect-every``) and across frames.
 """
@@ -15,10 +17,14 @@ from typing import Optional, Protocol
 import cv2
 import numpy as np
 
+from . import blazeface
 from .errors import InputError
 from .smoothing import ema
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+BLAZEFACE_DIR = Path(__file__).resolve().parent / "models" / "blazeface"
+FETCH_HINT = "fetch it with: python scripts/fetch_blazeface.py"
+DETECTORS = ("haar", *blazeface.SPECS)  # the --detector choices
 
 
 class DetectorError(InputError):
@@ -71,6 +77,83 @@ class HaarDetector:
         if len(boxes) == 0:
             return np.zeros((0, 4), np.int32)
         return np.round(np.asarray(boxes, np.float32) / scale).astype(np.int32)
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace through LiteRT: the whole gray frame letterboxed into the model's square.
+
+    ``spec``: ``blazeface.SHORT_RANGE`` (128x128, faces within ~2 m) or ``FULL_RANGE`` (192x192,
+    ~5 m). ``min_size``: smallest face kept, in frame pixels. The model's input size fixes the
+    work per call, so there is no ``detect_width``.
+    """
+
+    def __init__(self, spec: blazeface.BlazeFaceSpec = blazeface.SHORT_RANGE, model_path: str | Path | None = None,
+                 threads: int | None = 1, min_size: int = 40, min_score: float | None = None):
+        from .interpreter import interpreter_class  # InterpreterMissing names the pip command
+        from .log import quiet_native_stderr
+        self.spec = spec
+        self.path = Path(model_path) if model_path else BLAZEFACE_DIR / spec.file
+        if not self.path.is_file():
+            raise DetectorError(f"{spec.name} model not found: {self.path}; {FETCH_HINT}")
+        try:
+            with quiet_native_stderr():  # LiteRT's INFO lines; failures still raise
+                self.interpreter = interpreter_class()(model_path=str(self.path), num_threads=threads)
+        except Exception as e:  # LiteRT raises ValueError/RuntimeError with its own text
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DetectorError(f"{self.path}: not a loadable {spec.name} model ({first}); {FETCH_HINT}") from None
+        inp, out = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        size, n = spec.input_size, spec.num_anchors
+        shapes = sorted(tuple(int(v) for v in d["shape"]) for d in out)
+        if (len(inp) != 1 or tuple(int(v) for v in inp[0]["shape"]) != (1, size, size, 3)
+                or shapes != [(1, n, 1), (1, n, blazeface.NUM_COORDS)]):
+            raise DetectorError(f"{self.path}: not the {spec.name} model (expected input (1, {size}, {size}, 3) and "
+                                f"outputs (1, {n}, 16) + (1, {n}, 1)); {FETCH_HINT}")
+        self._in = inp[0]["index"]
+        self._boxes = next(d["index"] for d in out if int(d["shape"][-1]) == blazeface.NUM_COORDS)
+        self._scores = next(d["index"] for d in out if int(d["shape"][-1]) == 1)
+        self.interpreter.allocate_tensors()
+        self.anchors = blazeface.ssd_anchors(spec)
+        self.min_size = int(min_size)
+        self.min_score = spec.min_score if min_score is None else float(min_score)
+        self._input = np.full((1, size, size, 3), -1.0, np.float32)  # border stays black (-1)
+        self._letterbox: Optional[blazeface.Letterbox] = None
+        self._shape: tuple[int, ...] = ()
+
+    def _fit(self, shape: tuple[int, ...]) -> blazeface.Letterbox:
+        """The letterbox for this frame size, recomputed (and the border reset) only when the size changes."""
+        if self._shape != shape[:2]:
+            self._letterbox = blazeface.Letterbox.fit(shape, self.spec.input_size)
+            self._input.fill(-1.0)
+            self._shape = shape[:2]
+        return self._letterbox
+
+    def detect_scored(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (the model's own boxes (N, 4) float32 x0 y0 x1 y1 in frame pixels, scores (N,)), best first."""
+        size = self.spec.input_size
+        box = self._fit(gray.shape)
+        blazeface.fill_input(gray, box, self._input)
+        self.interpreter.set_tensor(self._in, self._input)
+        self.interpreter.invoke()
+        boxes, scores = blazeface.select(self.interpreter.get_tensor(self._boxes),
+                                         self.interpreter.get_tensor(self._scores),
+                                         self.anchors, float(size), self.min_score)
+        boxes, scores = blazeface.weighted_nms(boxes, scores)
+        return box.to_frame(boxes, size), scores
+
+    def detect(self, gray: np.ndarray) -> np.ndarray:
+        xyxy, _ = self.detect_scored(gray)
+        boxes = blazeface.to_face_boxes(xyxy, self.spec, gray.shape)
+        return boxes[np.maximum(boxes[:, 2], boxes[:, 3]) >= self.min_size]
+
+
+def make_detector(name: str, *, detect_width: int = 320, min_size: int = 40, cascade: str | Path | None = None,
+                  threads: int | None = 1) -> Detector:
+    """A detector by its ``--detector`` name (one of ``DETECTORS``)."""
+    if name == "haar":
+        return HaarDetector(cascade, detect_width=detect_width, min_size=min_size)
+    if name in blazeface.SPECS:
+        return BlazeFaceDetector(blazeface.SPECS[name], threads=threads, min_size=min_size)
+    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
