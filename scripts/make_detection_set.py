@@ -311,7 +311,8 @@ def main(fer, out, n_test, n_calib, n_empty, seed, cache, force, propose_real):
                               ("empty", n_empty, None, 2)):
         frames += make_split(split, n, np.random.default_rng([seed, k]), backgrounds, ds.faces, ds.labels, pool, out)
     rec = record("python scripts/make_detection_set.py", sys.argv[1:], params)
-    write_json(labels_path, {"params": params, "provenance": rec, "fer_sha256": ds.sha256,
+    write_json(labels_path, {"params": params, "provenance": rec, "fer_path": str(Path(fer).resolve()),
+                             "fer_sha256": ds.sha256,
                              "label_names": list(LABELS),
                              "frames": frames})
     n_faces = sum(len(f["faces"]) for f in frames if f["split"] == "test")
