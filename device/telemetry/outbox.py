@@ -1,0 +1,164 @@
+"""The on-disk outbox: every fleet record is stored here first and deleted only once the broker acked it.
+
+SQLite from the standard library, one file per device (several devices may share one: rows and
+counters are keyed by device id). Records get their sequence number here, so numbers keep
+counting across runs; the file also holds a random ``stream`` id, so a new outbox (a wiped SD
+card) starts a count a consumer does not mistake for duplicates.
+
+Bounded by the payload bytes each device may hold: when a new record would pass the bound the
+oldest records go first, and the count of dropped records is kept (per run by the caller, in
+total here). Commits are synchronous (WAL, synchronous=FULL): a Pi in a vehicle is usually
+switched off by cutting its power, and a record the loop handed over must survive that.
+
+Used from one thread at a time (the publisher's); opened on the caller's thread so a bad path
+fails before the camera starts.
+"""
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from device.errors import InputError
+from device.log import dumps
+
+from .topics import envelope
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device   TEXT PRIMARY KEY,
+    stream   TEXT NOT NULL,
+    next_seq INTEGER NOT NULL,
+    dropped  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    device  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (device, seq)
+) WITHOUT ROWID;
+"""
+TRIM_BATCH = 256  # oldest rows looked at per step when trimming
+
+
+class Row(NamedTuple):
+    seq: int
+    kind: str
+    payload: bytes
+
+
+class OutboxError(InputError):
+    """The outbox file cannot be opened or is not an outbox."""
+
+
+class Outbox:
+    def __init__(self, path: str | Path, device_id: str, max_bytes: int):
+        self.path, self.device, self.max_bytes = Path(path), device_id, int(max_bytes)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            self.stream = self._stream()
+            self.bytes = self._scalar("SELECT COALESCE(SUM(length(payload)), 0) FROM outbox WHERE device=?")
+        except (OSError, sqlite3.Error) as e:
+            raise OutboxError(f"--mqtt-outbox: cannot use {self.path} as the outbox: {e}") from None
+
+    def _scalar(self, sql: str, *args) -> int:
+        return int(self.db.execute(sql, (self.device, *args)).fetchone()[0])
+
+    def _stream(self) -> str:
+        with self._transaction():
+            row = self.db.execute("SELECT stream FROM devices WHERE device=?", (self.device,)).fetchone()
+            if row:
+                return row[0]
+            stream = uuid.uuid4().hex[:12]
+            self.db.execute("INSERT INTO devices (device, stream, next_seq) VALUES (?, ?, 1)", (self.device, stream))
+            return stream
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+    def add(self, records: Iterable[tuple[str, dict, float]]) -> int:
+        """Store (kind, record, time) in order, numbered from the device's counter. -> records dropped to fit."""
+        with self._transaction():
+            seq = self._scalar("SELECT next_seq FROM devices WHERE device=?")
+            for kind, record, time_s in records:
+                payload = dumps(envelope(self.device, self.stream, seq, time_s, record)).encode()
+                self.db.execute("INSERT INTO outbox (device, seq, kind, payload) VALUES (?, ?, ?, ?)",
+                                (self.device, seq, kind, payload))
+                self.bytes += len(payload)
+                seq += 1
+            self.db.execute("UPDATE devices SET next_seq=? WHERE device=?", (seq, self.device))
+            return self._trim()
+
+    def _trim(self) -> int:
+        """Drop the oldest rows until the device's payload fits ``max_bytes`` (inside add's transaction)."""
+        dropped = 0
+        while self.bytes > self.max_bytes:
+            rows = self.db.execute("SELECT seq, length(payload) FROM outbox WHERE device=? ORDER BY seq LIMIT ?",
+                                   (self.device, TRIM_BATCH)).fetchall()
+            if not rows:
+                break
+            last = None
+            for seq, size in rows:
+                if self.bytes <= self.max_bytes:
+                    break
+                self.bytes -= size
+                dropped += 1
+                last = seq
+            self.db.execute("DELETE FROM outbox WHERE device=? AND seq<=?", (self.device, last))
+        if dropped:
+            self.db.execute("UPDATE devices SET dropped=dropped+? WHERE device=?", (dropped, self.device))
+        return dropped
+
+    def pending(self, after: int = 0, limit: int = 100) -> list[Row]:
+        """The oldest stored records with ``seq > after``, in order."""
+        rows = self.db.execute("SELECT seq, kind, payload FROM outbox WHERE device=? AND seq>? ORDER BY seq LIMIT ?",
+                               (self.device, after, limit)).fetchall()
+        return [Row(int(s), k, bytes(p)) for s, k, p in rows]
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Forget records the broker acknowledged."""
+        seqs = [(self.device, s) for s in seqs]
+        if not seqs:
+            return
+        with self._transaction():
+            for key in seqs:
+                size = self.db.execute("SELECT length(payload) FROM outbox WHERE device=? AND seq=?", key).fetchone()
+                if size:
+                    self.bytes -= int(size[0])
+            self.db.executemany("DELETE FROM outbox WHERE device=? AND seq=?", seqs)
+
+    def count(self) -> int:
+        return self._scalar("SELECT COUNT(*) FROM outbox WHERE device=?")
+
+    def dropped_total(self) -> int:
+        return self._scalar("SELECT dropped FROM devices WHERE device=?")
+
+    def next_seq(self) -> int:
+        return self._scalar("SELECT next_seq FROM devices WHERE device=?")
+
+    def close(self) -> None:
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave one self-contained file behind
+        except sqlite3.Error:
+            pass
+        self.db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an exception): one writer at a time, even across processes."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
