@@ -192,7 +192,8 @@ class Loop:
                 if self.fps_every and self.frames % self.fps_every == 0:
                     now = clk()
                     self.writer.write({"type": "fps", "frame": frame.index, "t": round(frame.t, 3),
-                                       "fps": round(window_frames / max(now - window_start, 1e-9), 2)})
+                                       "fps": round(window_frames / max(now - window_start, 1e-9), 2),
+                                       "faces": len(faces)})  # a fleet dashboard shows it (device/fleet.py)
                     window_start, window_frames = now, 0
                 if not keep_going:
                     self.status = "preview_closed"

@@ -11,7 +11,8 @@ Output: JSON Lines on stdout (or --log FILE): a ``start`` record, one ``frame`` 
 processed frame, ``event`` records (driver: absent / alert start and end; kiosk: aggregate),
 an ``fps`` record every --fps-every frames, and a ``summary`` record at exit. Nothing else is
 written (no frames, crops or video) unless asked for with --save-video; nothing listens on
-the network.
+the network. With --mqtt URL the events, aggregates, fps and summary also go to an MQTT broker
+(device/telemetry/; needs device/requirements-mqtt.txt).
 
 Exit codes: the one table in ``device/errors.py`` (README, "Exit codes"). SIGINT/SIGTERM and a
 closed preview end the loop normally: summary written, exit 0.
@@ -48,6 +49,8 @@ from device.modes import DRIVER_ALERT_LABELS, DriverMonitor, KioskAggregator, No
 from device.overlay import PreviewSink, VideoSink
 from device.provenance import record
 from device.sources import Source, open_source
+from device.telemetry.config import MqttConfig
+from device.telemetry.options import mqtt_options, pop_mqtt_config
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = HERE / "models" / "default" / "model_int8.tflite"
@@ -82,6 +85,7 @@ class RunOptions:
     save_video: str | None = None
     camera_size: tuple[int, int] = (640, 480)
     main_size: tuple[int, int] = (1280, 720)
+    mqtt: MqttConfig | None = None           # --mqtt: fleet telemetry (device/telemetry/)
 
     @property
     def wants_image(self) -> bool:
@@ -196,6 +200,9 @@ def run_loop(opts: RunOptions) -> dict:
         video = stack.enter_context(contextlib.closing(VideoSink(opts.save_video, src.fps or 15.0))) \
             if opts.save_video else None
         writer = stack.enter_context(JsonlWriter(opts.log_path))
+        if opts.mqtt:  # the same records, teed to a publishing thread; paho is imported only here
+            from device.telemetry.tee import TelemetryWriter
+            writer = stack.enter_context(TelemetryWriter(writer, opts.mqtt))
         writer.write(start_record(opts, src, clf, model_path, width))
         loop = Loop(src, detector, IoUTracker(alpha=opts.smoothing), clf, monitor, writer,
                     detect_every=opts.detect_every, max_frames=opts.max_frames, fps_every=opts.fps_every,
@@ -254,6 +261,7 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
               help="Camera frame size (picamera2: the lores/gray stream).")
 @click.option("--main-size", default=size_text(DEFAULTS.main_size), show_default=True, callback=parse_size,
               help="picamera2 main (colour) stream size, used for --preview/--save-video.")
+@mqtt_options
 @click.pass_context
 def cli(ctx, **options):
     """Classify facial expressions in camera frames, a clip or images (see `bench` for benchmarks)."""
@@ -262,7 +270,8 @@ def cli(ctx, **options):
     if not options["source"]:
         raise click.UsageError("give --source (picamera2, a camera index, a video, an image or a folder), "
                                "or a command such as `bench`")
-    opts = RunOptions(**options)
+    mqtt = pop_mqtt_config(options)
+    opts = RunOptions(**options, mqtt=mqtt)
     print_summary(run_loop(opts), opts.log_path)
 
 

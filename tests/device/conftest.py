@@ -108,3 +108,6 @@ def run_cli(capsys):
         out, err = capsys.readouterr()
         return SimpleNamespace(exit_code=code, stdout=out, stderr=err, output=out + err)
     return run
+
+
+from mqtt_broker import broker, tls_broker, tls_files  # noqa: E402,F401  (a real mosquitto: test_telemetry*.py)
