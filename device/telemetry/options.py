@@ -39,8 +39,8 @@ def device_options(f):
         click.option("--mqtt-outbox", type=click.Path(dir_okay=False),
                      help="SQLite file holding what the broker has not acknowledged yet "
                           "[default: ~/.local/state/ferlite/outbox-DEVICE_ID.sqlite]."),
-        click.option("--mqtt-outbox-mb", type=click.FloatRange(0.01), default=DEFAULT_OUTBOX_MB, show_default=True,
-                     help="Outbox bound (MB of records); when full, the oldest go first (counted in the summary)."),
+        click.option("--mqtt-outbox-mb", type=click.FloatRange(0.1), default=DEFAULT_OUTBOX_MB, show_default=True,
+                     help="Outbox bound (MB on disk); when full, the oldest records go first (counted in the summary)."),
         click.option("--mqtt-frames", is_flag=True,
                      help="Also publish per-frame records (faces with probabilities) to PREFIX/DEVICE/frames."),
     )):

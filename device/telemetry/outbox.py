@@ -5,10 +5,13 @@ counters are keyed by device id). Records get their sequence number here, so num
 counting across runs; the file also holds a random ``stream`` id, so a new outbox (a wiped SD
 card) starts a count a consumer does not mistake for duplicates.
 
-Bounded by the payload bytes each device may hold: when a new record would pass the bound the
-oldest records go first, and the count of dropped records is kept (per run by the caller, in
-total here). Commits are synchronous (WAL, synchronous=FULL): a Pi in a vehicle is usually
-switched off by cutting its power, and a record the loop handed over must survive that.
+Bounded on disk: when the pages the file uses pass ``max_bytes``, the device's oldest records
+go first (a few more than strictly needed: pages free up whole), and the count of dropped
+records is kept (per run by the caller, in total here). Freed pages are reused, so the file
+stays at about the bound; the write-ahead log beside it is checkpointed every ``WAL_PAGES``
+pages and cut back to ``WAL_BYTES`` after that. Commits are synchronous (WAL,
+synchronous=FULL): a Pi in a vehicle is usually switched off by cutting its power, and a
+record the loop handed over must survive that.
 
 Used from one thread at a time (the publisher's); opened on the caller's thread so a bad path
 fails before the camera starts.
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (device, seq)
 ) WITHOUT ROWID;
 """
-TRIM_BATCH = 256  # oldest rows looked at per step when trimming
+TRIM_BATCH = 16              # oldest rows dropped per step while the file is over its bound
+WAL_PAGES, WAL_BYTES = 128, 500_000
 
 
 class Row(NamedTuple):
@@ -61,9 +65,11 @@ class Outbox:
             self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
             self.db.executescript(SCHEMA)
             self.stream = self._stream()
-            self.bytes = self._scalar("SELECT COALESCE(SUM(length(payload)), 0) FROM outbox WHERE device=?")
+            self.page_size = int(self.db.execute("PRAGMA page_size").fetchone()[0])
         except (OSError, sqlite3.Error) as e:
             raise OutboxError(f"--mqtt-outbox: cannot use {self.path} as the outbox: {e}") from None
 
@@ -90,27 +96,25 @@ class Outbox:
                 payload = dumps(envelope(self.device, self.stream, seq, time_s, record)).encode()
                 self.db.execute("INSERT INTO outbox (device, seq, kind, payload) VALUES (?, ?, ?, ?)",
                                 (self.device, seq, kind, payload))
-                self.bytes += len(payload)
                 seq += 1
             self.db.execute("UPDATE devices SET next_seq=? WHERE device=?", (seq, self.device))
             return self._trim()
 
+    def used_bytes(self) -> int:
+        """Bytes of the file's pages in use (free pages, which new rows reuse, not counted)."""
+        pages = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * self.page_size
+
     def _trim(self) -> int:
-        """Drop the oldest rows until the device's payload fits ``max_bytes`` (inside add's transaction)."""
+        """Drop the device's oldest rows until the file fits ``max_bytes`` (inside add's transaction)."""
         dropped = 0
-        while self.bytes > self.max_bytes:
-            rows = self.db.execute("SELECT seq, length(payload) FROM outbox WHERE device=? ORDER BY seq LIMIT ?",
-                                   (self.device, TRIM_BATCH)).fetchall()
-            if not rows:
+        while self.used_bytes() > self.max_bytes:
+            n = self.db.execute("DELETE FROM outbox WHERE device=? AND seq IN (SELECT seq FROM outbox WHERE device=? "
+                                "ORDER BY seq LIMIT ?)", (self.device, self.device, TRIM_BATCH)).rowcount
+            if n <= 0:
                 break
-            last = None
-            for seq, size in rows:
-                if self.bytes <= self.max_bytes:
-                    break
-                self.bytes -= size
-                dropped += 1
-                last = seq
-            self.db.execute("DELETE FROM outbox WHERE device=? AND seq<=?", (self.device, last))
+            dropped += n
         if dropped:
             self.db.execute("UPDATE devices SET dropped=dropped+? WHERE device=?", (dropped, self.device))
         return dropped
@@ -127,10 +131,6 @@ class Outbox:
         if not seqs:
             return
         with self._transaction():
-            for key in seqs:
-                size = self.db.execute("SELECT length(payload) FROM outbox WHERE device=? AND seq=?", key).fetchone()
-                if size:
-                    self.bytes -= int(size[0])
             self.db.executemany("DELETE FROM outbox WHERE device=? AND seq=?", seqs)
 
     def count(self) -> int:

@@ -106,14 +106,16 @@ def test_outbox_numbers_persist_across_runs_and_survive_reopening(tmp_path):
 
 
 def test_outbox_bound_drops_the_oldest_and_counts_them(tmp_path):
-    record = {"type": "event", "event": "aggregate", "pad": "x" * 200}
-    box = Outbox(tmp_path / "o.sqlite", "pi-1", max_bytes=3_000)
-    dropped = sum(box.add([("aggregate", record, float(i))]) for i in range(40))
-    kept = [r.seq for r in box.pending(limit=1000)]
-    assert dropped == 40 - len(kept) == box.dropped_total() > 0
-    assert kept == list(range(41 - len(kept), 41))                # the newest, in order
-    assert box.bytes <= 3_000 and box.bytes == sum(len(r.payload) for r in box.pending(limit=1000))
+    record = {"type": "event", "event": "aggregate", "pad": "x" * 500}
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, "pi-1", max_bytes=100_000)
+    dropped = sum(box.add([("aggregate", record, float(i))]) for i in range(1000))
+    kept = [r.seq for r in box.pending(limit=10_000)]
+    assert 100 < len(kept) < 200 and dropped == 1000 - len(kept) == box.dropped_total()
+    assert kept == list(range(1001 - len(kept), 1001))            # the newest, in order
+    assert box.used_bytes() <= 100_000
     box.close()
+    assert path.stat().st_size <= 100_000 + 2 * box.page_size     # on disk too (free pages get reused)
 
 
 def test_consumer_drops_duplicates_by_sequence_and_tracks_alerts():
