@@ -25,6 +25,13 @@ DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 BLAZEFACE_DIR = Path(__file__).resolve().parent / "models" / "blazeface"
 FETCH_HINT = "fetch it with: python scripts/fetch_blazeface.py"
 DETECTORS = ("haar", *blazeface.SPECS)  # the --detector choices
+# The loop's default: on the labelled set (docs/DETECTORS.md) BlazeFace short range matches Haar on
+# real faces in normal light, still finds them in dark IR-like frames where Haar finds almost none,
+# and costs a fraction of Haar's time; Haar stays a flag for small, far faces (< ~1/6 frame width).
+DEFAULT_DETECTOR = "blazeface"
+# Still images have no frame rate to keep and any framing (a portrait's face can be a sixth of its
+# height): the full-range model, which finds every face in the shared photos.
+STILLS_DETECTOR = "blazeface-full"
 
 
 class DetectorError(InputError):

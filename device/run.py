@@ -40,7 +40,7 @@ import click
 
 from device.atomic import write_json
 from device.bench import format_table, run_bench
-from device.detect import HaarDetector, IoUTracker
+from device.detect import DEFAULT_DETECTOR, DETECTORS, STILLS_DETECTOR, IoUTracker, make_detector
 from device.errors import InputError, UsageError, exit_with, run_click
 from device.interpreter import TFLiteClassifier
 from device.log import JsonlWriter, dumps, quiet_native_stderr
@@ -72,6 +72,8 @@ class RunOptions:
     detect_width: int | None = None          # None: DETECT_WIDTH, STILLS_DETECT_WIDTH for still images
     min_face: int = 40
     cascade: str | None = None
+    detector: str | None = None              # haar | blazeface | blazeface-full; None: DEFAULT_DETECTOR,
+                                             # STILLS_DETECTOR for still images (device/detect.py)
     smoothing: float = 0.5
     absent_after: float = 2.0
     alert_labels: tuple[str, ...] = DRIVER_ALERT_LABELS
@@ -176,10 +178,16 @@ def detect_width(opts: RunOptions, src: Source) -> int:
     return STILLS_DETECT_WIDTH if src.stills else DETECT_WIDTH
 
 
-def start_record(opts: RunOptions, src: Source, clf: TFLiteClassifier, model_path: Path, width: int) -> dict:
+def detector_name(opts: RunOptions, src: Source) -> str:
+    return opts.detector or (STILLS_DETECTOR if src.stills else DEFAULT_DETECTOR)
+
+
+def start_record(opts: RunOptions, src: Source, clf: TFLiteClassifier, model_path: Path, width: int,
+                 detector: str) -> dict:
     return {"type": "start", "source": src.description, "model": str(model_path), "labels": clf.labels,
-            "quantized": clf.quantized, "threads": opts.threads, "mode": opts.mode,
-            "detect_every": opts.detect_every, "detect_width": width, "min_face": opts.min_face,
+            "quantized": clf.quantized, "threads": opts.threads, "mode": opts.mode, "detector": detector,
+            "detect_every": opts.detect_every, "detect_width": width if detector == "haar" else None,
+            "min_face": opts.min_face,
             "smoothing": opts.smoothing, **{k: getattr(opts, k) for k in MODE_OPTIONS.get(opts.mode, ())}}
 
 
@@ -195,7 +203,9 @@ def run_loop(opts: RunOptions) -> dict:
         src = stack.enter_context(open_source(opts.source, want_image=opts.wants_image,
                                               camera_size=opts.camera_size, main_size=opts.main_size))
         width = detect_width(opts, src)
-        detector = HaarDetector(opts.cascade, detect_width=width, min_size=opts.min_face)
+        name = detector_name(opts, src)
+        detector = make_detector(name, detect_width=width, min_size=opts.min_face, cascade=opts.cascade,
+                                 threads=opts.threads)  # a missing BlazeFace model names its fetch script
         stop = stack.enter_context(stop_on_signals())
         video = stack.enter_context(contextlib.closing(VideoSink(opts.save_video, src.fps or 15.0))) \
             if opts.save_video else None
@@ -203,7 +213,7 @@ def run_loop(opts: RunOptions) -> dict:
         if opts.mqtt:  # the same records, teed to a publishing thread; paho is imported only here
             from device.telemetry.tee import TelemetryWriter
             writer = stack.enter_context(TelemetryWriter(writer, opts.mqtt))
-        writer.write(start_record(opts, src, clf, model_path, width))
+        writer.write(start_record(opts, src, clf, model_path, width, name))
         loop = Loop(src, detector, IoUTracker(alpha=opts.smoothing), clf, monitor, writer,
                     detect_every=opts.detect_every, max_frames=opts.max_frames, fps_every=opts.fps_every,
                     preview=preview, video=video, stop=stop)
@@ -233,12 +243,17 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
               help="driver: the largest face, absent/alert events; kiosk: every face, periodic aggregates.")
 @click.option("--detect-every", type=click.IntRange(1), default=DEFAULTS.detect_every, show_default=True,
               help="Run face detection every N frames; IoU tracking keeps the boxes in between.")
+@click.option("--detector", type=click.Choice(DETECTORS),
+              help="Face detector: blazeface (MediaPipe, faces within ~2 m), blazeface-full (~5 m), haar (OpenCV "
+                   f"cascade, small far faces) [default: {DEFAULT_DETECTOR}; {STILLS_DETECTOR} for still images]. "
+                   "BlazeFace models: python scripts/fetch_blazeface.py.")
 @click.option("--detect-width", type=click.IntRange(0),
-              help="Detect faces on a copy of the frame shrunk to this width (0: full size) "
+              help="haar: detect faces on a copy of the frame shrunk to this width (0: full size) "
                    f"[default: {DETECT_WIDTH}; {STILLS_DETECT_WIDTH} for still images].")
 @click.option("--min-face", type=click.IntRange(8), default=DEFAULTS.min_face, show_default=True,
               help="Smallest face, in frame pixels.")
-@click.option("--cascade", type=click.Path(dir_okay=False), help="Haar cascade XML [default: OpenCV's frontal face].")
+@click.option("--cascade", type=click.Path(dir_okay=False),
+              help="haar: cascade XML [default: OpenCV's frontal face].")
 @click.option("--smoothing", type=click.FloatRange(0.0, 1.0, min_open=True), default=DEFAULTS.smoothing,
               show_default=True, help="EMA weight of the newest frame's probabilities (1: no smoothing).")
 @click.option("--absent-after", type=click.FloatRange(0.0), default=DEFAULTS.absent_after, show_default=True,
@@ -270,6 +285,8 @@ def cli(ctx, **options):
     if not options["source"]:
         raise click.UsageError("give --source (picamera2, a camera index, a video, an image or a folder), "
                                "or a command such as `bench`")
+    if options["cascade"] and options["detector"] != "haar":  # the default detector is not Haar either
+        raise click.UsageError("--cascade is a Haar cascade: use it with --detector haar")
     mqtt = pop_mqtt_config(options)
     opts = RunOptions(**options, mqtt=mqtt)
     print_summary(run_loop(opts), opts.log_path)

