@@ -5,7 +5,9 @@
 1. Loop fps on the clip, as ``device/run.py --source CLIP --log FILE`` runs it, without --mqtt,
    with --mqtt, and with --mqtt --mqtt-frames (every frame published), in alternating order
    (--repeats rounds; the medians are reported), against a throwaway mosquitto on 127.0.0.1
-   (or --mqtt URL, anonymous).
+   (or --mqtt URL, anonymous). Also the CPU time of the whole process per frame (all threads,
+   the publisher's included, model loading too): less disturbed than fps by other work on the
+   machine.
 2. The outbox for 24 hours of kiosk aggregates (one per 10 s: 8,640 records from the real
    KioskAggregator), alone and with the fps records a 15 fps camera adds at --fps-every 30,
    stored as the publisher stores them while the broker is unreachable (in small batches):
@@ -34,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from device.atomic import write_json  # noqa: E402
 from device.contract import LABELS  # noqa: E402
+from device.detect import DEFAULT_DETECTOR  # noqa: E402
 from device.modes import KioskAggregator  # noqa: E402
 from device.provenance import record  # noqa: E402
 from device.run import RunOptions, run_loop  # noqa: E402
@@ -67,14 +70,18 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("error: mosquitto did not start (scripts/setup_mosquitto.sh installs it)")
 
 
-def loop_fps(video: str, folder: Path, url: str, variant: str, i: int) -> dict:
+def loop_fps(video: str, folder: Path, url: str, variant: str, i: int, detector: str | None) -> dict:
     mqtt = None
     if variant != "off":
         mqtt = make_config(url, None, None, f"bench-{i}", str(folder / f"outbox-{variant}-{i}.sqlite"),
                            frames=VARIANTS[variant]["frames"])
-    opts = RunOptions(source=video, mode="kiosk", log_path=str(folder / f"{variant}-{i}.jsonl"), mqtt=mqtt)
+    opts = RunOptions(source=video, mode="kiosk", detector=detector, log_path=str(folder / f"{variant}-{i}.jsonl"),
+                      mqtt=mqtt)
+    cpu = time.process_time()
     s = run_loop(opts)
-    return {"fps": s["fps"], "output_ms": s["latency_ms"]["output"], "sent": (s.get("mqtt") or {}).get("sent")}
+    cpu_ms = 1000 * (time.process_time() - cpu) / s["frames"]
+    return {"fps": s["fps"], "output_ms": s["latency_ms"]["output"], "cpu_ms": cpu_ms,
+            "sent": (s.get("mqtt") or {}).get("sent")}
 
 
 def aggregates(n: int, seed: int = 0) -> list[dict]:
@@ -123,9 +130,10 @@ def outbox_day(folder: Path, url: str, name: str, records: list[tuple[str, dict]
 @click.option("--video", type=click.Path(exists=True, dir_okay=False),
               default=str(ROOT.parent / "shared" / "data" / "faces" / "fer_test.mp4"), show_default=True)
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--detector", help="The loop's face detector [default: device/run.py's].")
 @click.option("--mqtt", "url", help="An anonymous broker to use [default: a throwaway mosquitto on 127.0.0.1].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the figures here, with provenance.")
-def main(video, repeats, url, json_path):
+def main(video, repeats, detector, url, json_path):
     with tempfile.TemporaryDirectory(prefix="bench_mqtt_") as tmp:
         folder = Path(tmp)
         proc = None
@@ -136,7 +144,7 @@ def main(video, repeats, url, json_path):
             for i in range(repeats):
                 order = list(VARIANTS) if i % 2 == 0 else list(VARIANTS)[::-1]
                 for v in order:
-                    runs[v].append(loop_fps(video, folder, url, v, i))
+                    runs[v].append(loop_fps(video, folder, url, v, i, detector))
             n_agg = int(DAY_S / KIOSK_INTERVAL_S)
             aggs = [("aggregate", r) for r in aggregates(n_agg)]
             fps = [("status", r) for r in fps_records(int(DAY_S * CAMERA_FPS / FPS_EVERY))]
@@ -150,17 +158,19 @@ def main(video, repeats, url, json_path):
     base = statistics.median(r["fps"] for r in runs["off"])
     loop = {v: {"fps_median": statistics.median(r["fps"] for r in rs), "fps_runs": [r["fps"] for r in rs],
                 "output_ms_median": statistics.median(r["output_ms"] for r in rs),
+                "cpu_ms_per_frame_median": round(statistics.median(r["cpu_ms"] for r in rs), 2),
                 "vs_off_pct": round(100 * (statistics.median(r["fps"] for r in rs) / base - 1), 1)}
             for v, rs in runs.items()}
     for v, r in loop.items():
         click.echo(f"loop {v:<12} fps median {r['fps_median']:7.2f}  ({r['vs_off_pct']:+5.1f}% vs off)  "
-                   f"output {r['output_ms_median']:.3f} ms/frame  runs {r['fps_runs']}")
+                   f"output {r['output_ms_median']:.3f} ms/frame  CPU {r['cpu_ms_per_frame_median']:.2f} ms/frame  "
+                   f"runs {r['fps_runs']}")
     for name, d in day.items():
         click.echo(f"outbox 24 h {name:<15} {d['records']:6d} records, {d['kept']:6d} kept, {d['dropped']} dropped, "
                    f"{d['file_bytes'] / 1e6:.2f} MB on disk ({d['payload_bytes'] / 1e6:.2f} MB payload, bound "
                    f"{d['bound_mb']:g} MB), stored in {d['store_s']} s, replayed in {d['replay_s']} s")
     if json_path:
-        write_json(json_path, {"loop": loop, "outbox_24h": day, "video": video,
+        write_json(json_path, {"loop": loop, "outbox_24h": day, "video": video, "detector": detector or DEFAULT_DETECTOR,
                                "provenance": record("scripts/bench_mqtt.py")})
         click.echo(f"wrote {json_path}", err=True)
 
