@@ -57,7 +57,8 @@ def pop_mqtt_config(options: dict) -> MqttConfig | None:
     """Take the ``--mqtt*`` values out of click's ``options`` -> a checked config, or None without --mqtt."""
     values = {k: options.pop(k) for k in BROKER_KEYS + DEVICE_KEYS}
     if not values["mqtt"]:
-        given = [k for k in BROKER_KEYS + DEVICE_KEYS if k not in ("mqtt", "mqtt_outbox_mb") and values[k]]
+        given = [k for k in BROKER_KEYS + DEVICE_KEYS if k != "mqtt" and values[k]
+                 and not (k == "mqtt_outbox_mb" and values[k] == DEFAULT_OUTBOX_MB)]
         if given:
             raise UsageError(f"--{given[0].replace('_', '-')} needs --mqtt URL")
         return None

@@ -37,6 +37,11 @@ def outbox_rows(path: Path, device: str) -> list[dict]:
     return [json.loads(p) for (p,) in rows]
 
 
+def fleet_check(*paths) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "fleet_check.py"), *map(str, paths)],
+                          capture_output=True, text=True, timeout=60)
+
+
 def mqtt_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("mqtt:")]
 
@@ -137,6 +142,8 @@ def test_two_devices_consumer_gets_exactly_what_the_logs_hold(broker, consumer, 
         fleet.receive(m["topic"], json.dumps(m).encode())
     lines = fleet.lines()
     assert [line.split()[:2] for line in lines] == [["pi-1", "offline"], ["pi-2", "offline"]]
+    p = fleet_check(consumer.out, tmp_path / "pi-1.jsonl", tmp_path / "pi-2.jsonl")
+    assert p.returncode == 0 and p.stdout.count("records received in order, seq 1-") == 2, p.stdout
 
 
 class ChaosSource:
@@ -223,6 +230,8 @@ def test_acl_refuses_another_device_id(broker, consumer, faces_dir, model_int8, 
     assert len(outbox_rows(tmp_path / "pi-2.sqlite", "pi-2")) == len(expected)
     time.sleep(0.3)
     assert consumer.messages("pi-2") == []                    # nothing got through, not even 'online'
+    p = fleet_check(consumer.out, tmp_path / "pi-2.jsonl")
+    assert p.returncode == 1 and f"MISSING {len(expected)} of {len(expected)} records" in p.stdout
 
 
 def test_unreachable_host_one_line_records_kept(broker, faces_dir, model_int8, tmp_path):

@@ -142,6 +142,7 @@ def test_consumer_drops_duplicates_by_sequence_and_tracks_alerts():
 @pytest.mark.parametrize("args, code, message", [
     (["--mqtt-ca", "ca.crt"], 2, "--mqtt-ca needs --mqtt URL"),
     (["--device-id", "pi-1"], 2, "--device-id needs --mqtt URL"),
+    (["--mqtt-outbox-mb", "2"], 2, "--mqtt-outbox-mb needs --mqtt URL"),
     (["--mqtt", "tcp://broker"], 2, "--mqtt: expected mqtt://host[:port][/prefix] or mqtts://..., got 'tcp://broker'"),
     (["--mqtt", "mqtt://pi-1:secret@broker"], 2, "--mqtt: no credentials in the URL"),
     (["--mqtt", "mqtt://broker", "--device-id", "a/b"], 2, "--device-id: 'a/b' must be 1-64 letters"),
