@@ -172,3 +172,14 @@ def test_paho_is_imported_only_with_mqtt(faces_dir, model_int8):
                        text=True, timeout=60)
     assert p.stdout.splitlines()[-1] == "EXIT 4 ['paho']"   # the blocked entry (None) only
     assert p.stderr == "error: --mqtt needs the paho-mqtt package: pip install -r device/requirements-mqtt.txt\n"
+
+
+def test_an_outbox_that_is_not_one_is_bad_input(faces_dir, model_int8, run_cli, tmp_path):
+    pytest.importorskip("paho.mqtt")
+    bad = tmp_path / "outbox.sqlite"
+    bad.write_text("not a database\n")
+    r = run_cli("--source", faces_dir / "fer_justin.jpg", "--model", model_int8, "--mqtt", "mqtt://127.0.0.1:1",
+                "--mqtt-outbox", bad)
+    assert r.exit_code == 3
+    assert r.stderr == f"error: --mqtt-outbox: cannot use {bad} as the outbox: file is not a database\n"
+    assert bad.read_text() == "not a database\n"   # left as it was
