@@ -36,25 +36,27 @@ from device.detect import BlazeFaceDetector, HaarDetector, iou_matrix  # noqa: E
 from device.interpreter import TFLiteClassifier  # noqa: E402
 from device.log import quiet_native_stderr  # noqa: E402
 from device.provenance import record  # noqa: E402
+from device.run import RunOptions  # noqa: E402
 from make_detection_set import (DEFAULT_OUT, SHARED_FACES, apply_condition, load_real_labels,  # noqa: E402
                                 load_set, read_clip)
 
 IOU = 0.5
 MIN_FACE = 20                       # below the set's smallest face (24 px): nothing true is filtered
+LOOP_MIN_FACE = RunOptions.min_face  # timing and loop fps as run.py runs (Haar's cost grows as this shrinks)
 SIZE_BINS = (24, 40, 64, 100, 201)  # face side, pixels
 CONDITIONS = ("normal", "bright", "dim", "dark_ir")
 NEAR = 64                           # driver / kiosk distance: faces at least this big in a 640x480 frame
 CLIPS = ("fer_test.mp4", "fer_woman2.mp4")
 TIMING_WIDTHS = (320, 640)
 DEFAULT_MODEL = ROOT / "device" / "models" / "default" / "model_int8.tflite"
-DETECTORS = {  # row name -> (factory, what it is)
-    "haar-320": (lambda: HaarDetector(detect_width=320, min_size=MIN_FACE),
+DETECTORS = {  # row name -> (factory taking the smallest face size, what it is)
+    "haar-320": (lambda m: HaarDetector(detect_width=320, min_size=m),
                  "OpenCV Haar frontal face on the frame shrunk to 320 px wide (the loop's default for video)"),
-    "haar-640": (lambda: HaarDetector(detect_width=640, min_size=MIN_FACE),
+    "haar-640": (lambda m: HaarDetector(detect_width=640, min_size=m),
                  "the same on up to 640 px wide (the loop's default for still images)"),
-    "blazeface": (lambda: BlazeFaceDetector(blazeface.SHORT_RANGE, threads=1, min_size=MIN_FACE),
+    "blazeface": (lambda m: BlazeFaceDetector(blazeface.SHORT_RANGE, threads=1, min_size=m),
                   "MediaPipe BlazeFace short range, 128x128, whole frame letterboxed"),
-    "blazeface-full": (lambda: BlazeFaceDetector(blazeface.FULL_RANGE, threads=1, min_size=MIN_FACE),
+    "blazeface-full": (lambda m: BlazeFaceDetector(blazeface.FULL_RANGE, threads=1, min_size=m),
                        "MediaPipe BlazeFace full range, 192x192, whole frame letterboxed"),
 }
 
@@ -120,16 +122,22 @@ def load_real(set_dir: Path) -> tuple[list, list]:
     return items
 
 
-def median_ms(detector, grays: list[np.ndarray], reps: int) -> float:
-    for g in grays[:5]:
-        detector.detect(g)
-    times = []
+def interleaved_ms(detectors: dict, frames: dict[int, list[np.ndarray]], reps: int) -> dict:
+    """Median ms per ``detect`` call per detector and frame width. The detectors take turns, pass by
+    pass, so a change in the machine's background load falls on all of them alike."""
+    times: dict = {(n, w): [] for n in detectors for w in frames}
+    for det in detectors.values():          # warm-up: first calls allocate
+        for grays in frames.values():
+            for g in grays[:3]:
+                det.detect(g)
     for _ in range(reps):
-        for g in grays:
-            t = time.perf_counter()
-            detector.detect(g)
-            times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+        for n, det in detectors.items():
+            for w, grays in frames.items():
+                for g in grays:
+                    t = time.perf_counter()
+                    det.detect(g)
+                    times[n, w].append(time.perf_counter() - t)
+    return {n: {str(w): float(np.median(times[n, w]) * 1e3) for w in frames} for n in detectors}
 
 
 def raw_geometry(spec: blazeface.BlazeFaceSpec, frames) -> dict:
@@ -152,6 +160,7 @@ def raw_geometry(spec: blazeface.BlazeFaceSpec, frames) -> dict:
 
 
 def bench(set_dir: Path, model: Path, reps: int, log) -> dict:
+    load_start = list(os.getloadavg())
     data = load_set(set_dir)
     frames = data["frames"]
     test = [f for f in frames if f["split"] == "test"]
@@ -184,17 +193,23 @@ def bench(set_dir: Path, model: Path, reps: int, log) -> dict:
     labels = np.array([x["label"] for x in faces])
     truth_crops = np.stack([crop_face(test_frames[face_frame[k]][0], x["box"]) for k, x in enumerate(faces)])
     ref = {"truth_box": float((clf.predict_batched(truth_crops).argmax(1) == labels).mean())}
+    # The contract's crop adds FACE_MARGIN around the box; FER2013's own framing is the box itself.
+    tight = np.stack([crop_face(test_frames[face_frame[k]][0], x["box"], margin=0.0) for k, x in enumerate(faces)])
+    ref["truth_box_no_margin"] = float((clf.predict_batched(tight).argmax(1) == labels).mean())
     if fer is not None:
         ref["fer_48x48"] = float((clf.predict_batched(fer.faces[[x["fer_index"] for x in faces]]).argmax(1)
                                   == labels).mean())
 
+    brightness = {c: float(np.median([x["brightness"] for f in test if f["condition"] == c for x in f["faces"]]))
+                  for c in CONDITIONS if any(f["condition"] == c for f in test)}
     out = {"set": {"path": str(set_dir), "test_frames": len(test), "test_faces": len(faces),
+                   "median_face_brightness": brightness,
                    "empty_frames": len(empty), "calib_frames": len(calib), "real_frames": len(real),
                    "real_faces": int(sum(len(b) for _, _, b in real)), "params": data["params"]},
            "classifier": {"model": str(model), "reference_accuracy": ref}, "detectors": {}}
     for name, (make, about) in DETECTORS.items():
         log(f"{name}: composited test frames")
-        det = make()
+        det = make(MIN_FACE)
         r = run_frames(det, test_frames)
         e = run_frames(det, empty_frames)
         log(f"{name}: shared photos and clips")
@@ -205,13 +220,13 @@ def bench(set_dir: Path, model: Path, reps: int, log) -> dict:
             correct = clf.predict_batched(crops).argmax(1) == labels[found]
         else:
             correct = np.zeros(0, bool)
-        log(f"{name}: timing")
+        log(f"{name}: loop on the clips")
         cv2.setNumThreads(1)
-        ms = {str(w): median_ms(make(), timing[w], reps) for w in TIMING_WIDTHS}
         loops = {}
         for clip in CLIPS:
             with quiet_native_stderr():
-                loops[clip] = loop_fps(clf, SHARED_FACES / clip, detect_every=3, detector=make())
+                loops[clip] = loop_fps(clf, SHARED_FACES / clip, detect_every=RunOptions.detect_every,
+                                       detector=make(LOOP_MIN_FACE))
         hits = r["hits"]
         out["detectors"][name] = {
             "about": about,
@@ -224,12 +239,16 @@ def bench(set_dir: Path, model: Path, reps: int, log) -> dict:
             "empty": {"frames": e["frames"], "fp": e["fp"], "fp_per_frame": e["fp"] / max(1, e["frames"])},
             "real": {"recall": rr["recall"], "precision": rr["precision"], "fp": rr["fp"],
                      "dark_recall": rd["recall"], "dark_precision": rd["precision"], "dark_fp": rd["fp"]},
-            "ms_per_call": ms,
             "loop": {c: {"fps": v["fps"], "frames": v["frames"], "faces": v["faces"],
                          "detect_ms_per_call": v["latency_ms"]["detect_per_call"]} for c, v in loops.items()},
             "classifier": {"found": int(len(found)), "accuracy_on_found": float(correct.mean()) if len(correct) else None,
                            "end_to_end": float(correct.sum() / len(faces))},
         }
+    log("timing, detectors taking turns")
+    ms = interleaved_ms({n: make(LOOP_MIN_FACE) for n, (make, _) in DETECTORS.items()}, timing, reps)
+    for n, v in ms.items():
+        out["detectors"][n]["ms_per_call"] = v
+    out["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
     out["geometry"] = {s.name: raw_geometry(s, [(gray_of(f), [x["box"] for x in f["faces"]]) for f in calib])
                        for s in blazeface.SPECS.values()}
     return out
@@ -255,9 +274,11 @@ def make_doc(r: dict, rec: dict) -> str:
          f". Date: {rec['date']}.",
          "",
          "**Timing figures are noisy**: this machine was training a model in the background at the same time "
-         "(the benchmark ran under `nice -n 19`), so ms per call and fps are upper bounds on what these 2 cores "
-         "give unloaded; compare the rows with each other, not with other tables. Detection and accuracy figures "
-         "do not depend on load.",
+         "(the benchmark ran under `nice -n 19`; 1-minute load average "
+         f"{r['load_average']['start'][0]:.1f} at the start and {r['load_average']['end'][0]:.1f} at the end, on "
+         f"{m['cpu_count']} CPUs), so ms per call and fps are upper bounds on what these cores give unloaded; compare "
+         "the rows with each other (the per-call timings interleave the detectors so load changes hit all alike), "
+         "not with other tables. Detection and accuracy figures do not depend on load.",
          "",
          "## The set",
          "",
@@ -293,7 +314,8 @@ def make_doc(r: dict, rec: dict) -> str:
     L += ["",
           "Faces per bin: " + ", ".join(f"{b} px: {first['by_size'][b]['n']}" for b in sizes) + "; "
           + ", ".join(f"{c}: {first['by_condition'][c]['n']}" for c in CONDITIONS)
-          + f"; >= {NEAR} px: {first['n_near']}.",
+          + f"; >= {NEAR} px: {first['n_near']}. Median gray level inside the face box (0-255): "
+          + ", ".join(f"{c} {v:.0f}" for c, v in s["median_face_brightness"].items()) + ".",
           "",
           "## Detection on the real photos and clips",
           "",
@@ -307,15 +329,18 @@ def make_doc(r: dict, rec: dict) -> str:
           "## Speed (1 thread)",
           "",
           "ms per `detect` call: median over 20 composited frames resized to 320x240 and 640x480. Loop fps: the whole "
-          "device loop (decode, detect every 3rd frame with IoU tracking, crop, int8 classify, smoothing, records) on "
-          "each clip (596x336).",
+          f"device loop (decode, detect every {RunOptions.detect_every}rd frame with IoU tracking, crop, int8 classify, "
+          "smoothing, records) on each clip (596x336), and the detector's ms per call there. Both with run.py's "
+          f"`--min-face {LOOP_MIN_FACE}` (Haar's cost grows as the smallest face shrinks).",
           "",
           "| detector | ms per call, 320 px | ms per call, 640 px | " + " | ".join(f"loop fps, {c}" for c in CLIPS) +
-          " | " + " | ".join(f"faces found, {c}" for c in CLIPS) + " |",
-          "| --- " * (3 + 2 * len(CLIPS)) + "|"]
+          " | " + " | ".join(f"detect ms per call, {c}" for c in CLIPS) +
+          " | " + " | ".join(f"faces reported, {c}" for c in CLIPS) + " |",
+          "| --- " * (3 + 3 * len(CLIPS)) + "|"]
     for name, v in d.items():
         L.append(f"| {name} | {v['ms_per_call']['320']:.2f} | {v['ms_per_call']['640']:.2f} | "
                  + " | ".join(f"{v['loop'][c]['fps']:.1f}" for c in CLIPS) + " | "
+                 + " | ".join(f"{v['loop'][c]['detect_ms_per_call']:.2f}" for c in CLIPS) + " | "
                  + " | ".join(f"{v['loop'][c]['faces']} / {v['loop'][c]['frames']} frames" for c in CLIPS) + " |")
     ref = r["classifier"]["reference_accuracy"]
     L += ["",
@@ -324,8 +349,9 @@ def make_doc(r: dict, rec: dict) -> str:
           f"The shipped classifier (`{Path(r['classifier']['model']).relative_to(ROOT) if Path(r['classifier']['model']).is_relative_to(ROOT) else r['classifier']['model']}`) "
           f"on the {s['test_faces']} composited test faces, cropped by the loop's own `crop_face` around each "
           f"detector's box. For reference: {pct(ref.get('fer_48x48'))} on the same faces' original 48x48 pixels, "
-          f"{pct(ref['truth_box'])} when cropped around the true box (the lighting conditions and resampling cost "
-          "the difference). End to end counts a missed face as wrong.",
+          f"{pct(ref['truth_box'])} when cropped around the true box by `crop_face` (the lighting conditions, "
+          "resampling and the crop's margin cost the difference: with no margin, i.e. FER2013's own framing, "
+          f"{pct(ref.get('truth_box_no_margin'))}). End to end counts a missed face as wrong.",
           "",
           "| detector | faces found | accuracy on found faces | end to end |",
           "| --- | --- | --- | --- |"]
@@ -357,7 +383,8 @@ def make_doc(r: dict, rec: dict) -> str:
 @click.option("--doc", default=str(ROOT / "docs" / "DETECTORS.md"), show_default=True, type=click.Path(dir_okay=False))
 @click.option("--json", "json_path", default=str(ROOT / "runs" / "bench_detectors.json"), show_default=True,
               type=click.Path(dir_okay=False))
-@click.option("--reps", default=5, show_default=True, type=click.IntRange(1), help="Timing passes over 20 frames.")
+@click.option("--reps", default=10, show_default=True, type=click.IntRange(1),
+              help="Timing passes over 20 frames per width, detectors taking turns.")
 def main(set_dir, model, doc, json_path, reps):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     rec = record("python scripts/bench_detectors.py", sys.argv[1:],
