@@ -19,6 +19,8 @@ import numpy as np
 
 from . import blazeface
 from .errors import InputError
+from .interpreter import interpreter_class
+from .log import quiet_native_stderr
 from .smoothing import ema
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
@@ -35,7 +37,8 @@ STILLS_DETECTOR = "blazeface-full"
 
 
 class DetectorError(InputError):
-    """The detector cannot be built (missing cascade file, OpenCV without CascadeClassifier)."""
+    """The detector cannot be built: a missing cascade file, OpenCV without CascadeClassifier, a missing or
+    wrong BlazeFace model (the message names scripts/fetch_blazeface.py)."""
 
 
 class Detector(Protocol):
@@ -96,14 +99,13 @@ class BlazeFaceDetector:
 
     def __init__(self, spec: blazeface.BlazeFaceSpec = blazeface.SHORT_RANGE, model_path: str | Path | None = None,
                  threads: int | None = 1, min_size: int = 40, min_score: float | None = None):
-        from .interpreter import interpreter_class  # InterpreterMissing names the pip command
-        from .log import quiet_native_stderr
         self.spec = spec
         self.path = Path(model_path) if model_path else BLAZEFACE_DIR / spec.file
         if not self.path.is_file():
             raise DetectorError(f"{spec.name} model not found: {self.path}; {FETCH_HINT}")
         try:
             with quiet_native_stderr():  # LiteRT's INFO lines; failures still raise
+                # interpreter_class() raises InterpreterMissing (exit 4, names the pip command) first
                 self.interpreter = interpreter_class()(model_path=str(self.path), num_threads=threads)
         except Exception as e:  # LiteRT raises ValueError/RuntimeError with its own text
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
