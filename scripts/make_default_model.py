@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Ship the default model (device/models/default/) from a finished training run.
+
+    python scripts/make_default_model.py [RUN] [--flip-tta] [--dest DIR] [--max-bytes N]
+    python scripts/make_default_model.py docs/runs/vanilla_cnn-official --flip-tta --readme-only
+
+RUN defaults to runs/vanilla_cnn-official. Each option falls back to the environment variable
+scripts/make_default_model.sh read (FLIP_TTA=0|1, DEST, MAX_BYTES). --flip-tta ships RUN/flip-tta
+(``python -m convert RUN --int8 --flip-tta``: the model averaged with its mirror image inside the file).
+
+Converts RUN (convert.pipeline.run, as ``python -m convert RUN --int8`` would) unless its outputs are
+newer than model.keras and its report is of the kind shipped (int8, flip-averaged exactly when
+--flip-tta), refuses an int8 model over --max-bytes (2 MB), then writes into DEST one model pair,
+``model_int8.tflite`` + ``metadata.json``, with ``report.md`` and a ``README.md`` saying where it came
+from, its accuracy and how to remake it (a float32 model left there earlier is removed). --readme-only
+rewrites only the README, from RUN's records (a run folder, or its archived records in docs/runs/).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+import make_results as mr  # noqa: E402  (the records, read and formatted as docs/RESULTS.md shows them)
+from device.atomic import write_bytes, write_text  # noqa: E402
+from device.errors import GateFailed, InputError, UsageError, guarded  # noqa: E402
+from device.metadata import METADATA_NAME  # noqa: E402
+from reproduce import convert, from_caller  # noqa: E402  (convert.pipeline.run, recording the command)
+
+PROG = "python scripts/make_default_model.py"
+DEFAULTS = {"run": "runs/vanilla_cnn-official", "dest": "device/models/default", "max_bytes": "2000000",
+            "flip_tta": "0"}
+SHIPPED = ("model_int8.tflite", METADATA_NAME, "report.md")
+FRESH = ("model_int8.tflite", "model_float32.tflite", "report.json", "report.md", METADATA_NAME)
+
+
+def parse_opt(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="?", help=f"the training run folder (default {DEFAULTS['run']})")
+    ap.add_argument("--flip-tta", action="store_const", const="1", help="ship RUN/flip-tta (env FLIP_TTA=1)")
+    ap.add_argument("--dest", help=f"where the default model lives (env DEST; default {DEFAULTS['dest']})")
+    ap.add_argument("--max-bytes", help="largest int8 model shipped (env MAX_BYTES; default 2000000)")
+    ap.add_argument("--readme-only", action="store_true", help="rewrite DEST/README.md from RUN's records only")
+    opt = ap.parse_args(argv)
+    for key in DEFAULTS:  # flag, else the shell script's environment variable, else the default
+        given = getattr(opt, key) or (os.environ.get(key.upper()) if key != "run" else None)
+        setattr(opt, key, from_caller(given) if given and key in ("run", "dest") else given or DEFAULTS[key])
+    return opt
+
+
+def check(run: str, flip_tta: str, max_bytes: str, readme_only: bool, **_) -> None:
+    if flip_tta not in ("0", "1"):
+        raise UsageError(f"FLIP_TTA must be 0 or 1, got '{flip_tta}'")
+    if not max_bytes.isdigit():
+        raise UsageError(f"--max-bytes/MAX_BYTES must be a whole number of bytes, got '{max_bytes}'")
+    if not Path(run).is_dir():
+        raise InputError(f"run folder not found: {run}")
+    needed = ("metrics.json", "config.json") if readme_only else ("metrics.json", "model.keras")
+    if not all((Path(run) / f).is_file() for f in needed):
+        raise InputError(f"{run} has not finished training (no {' / '.join(needed)} yet): nothing to ship")
+
+
+def converted(run: Path, src: Path, flip_tta: bool) -> bool:
+    """src holds a conversion newer than model.keras, with int8 in it, flip-averaged exactly when asked."""
+    report = mr.read_json(src / "report.json")[0] or {}
+    keras = (run / "model.keras").stat().st_mtime
+    return (all((src / f).is_file() and (src / f).stat().st_mtime > keras for f in FRESH)
+            and "int8" in (report.get("models") or {}) and bool(mr.g(report, "run", "flip_tta")) == flip_tta)
+
+
+def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool) -> None:
+    if converted(run, src, flip_tta):
+        print(f"convert: {src} is already converted (report.json newer than model.keras)", file=sys.stderr)
+    else:
+        print(f"convert: python -m convert {run} --int8{' --flip-tta' if flip_tta else ''}", file=sys.stderr)
+        convert(run, via=f"{PROG} {run}" + (" --flip-tta" if flip_tta else ""), flip_tta=flip_tta)
+    size = (src / "model_int8.tflite").stat().st_size
+    if size > max_bytes:
+        raise GateFailed(f"{src}/model_int8.tflite is {size} bytes, over the {max_bytes}-byte limit for the shipped model")
+    for name in SHIPPED:
+        write_bytes(dest / name, (src / name).read_bytes())
+    (dest / "model_float32.tflite").unlink(missing_ok=True)  # one model pair: never a float32 of another run beside it
+    print(f"default model: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
+
+
+def readme(run: Path, flip_tta: bool) -> str:
+    r = mr.load_run(run)
+    shipped = r.flip if flip_tta else r
+    if shipped is None:
+        raise InputError(f"{run}/flip-tta/report.json not found: convert with --flip-tta first")
+    k, f32, i8 = (mr.scores(shipped, n) for n in ("keras", "float32", "int8"))
+    origin = mr.g(r.archive, "from") or mr.shown_path(run)
+    data = mr.g(r.metadata, "data", default={})
+    prov = mr.recorded(r.config)
+    train_cmd = prov.get("command") or "# training command: not recorded (no provenance in config.json)"
+    if prov.get("recovered_from"):
+        train_cmd = f"# recovered from {prov['recovered_from']}\n{train_cmd}"
+    flip = " --flip-tta" if flip_tta else ""
+    return "\n".join([
+        "# The default model", "",
+        "`device/run.py` uses `model_int8.tflite` and `metadata.json` from this folder when no `--model` is given. "
+        f"Made by `scripts/make_default_model.py`; do not edit by hand.", "",
+        f"- From run folder: `{origin}` ({r.model}, {mr.g(r.metadata, 'params', default=0):,} parameters)"
+        + (", converted with `--flip-tta`: the file classifies each face and its mirror image and averages the two "
+           "probability vectors (twice the model time; the device runtime needs nothing extra)" if flip_tta else ""),
+        mr.recipe_text(r.cfg) + f"; epochs run {r.metrics.get('epochs_run', '?')} of {mr.epochs_planned(r) or '?'} "
+        f"planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} at epoch "
+        f"{r.metrics.get('best_epoch', '?')})",
+        f"- Data: `{data.get('path', r.cfg.get('data', '?'))}`, sha256 `{data.get('sha256', '?')}`",
+        f"- int8 model on {mr.split_text(shipped)}: **{mr.pct(i8.get('accuracy'), 2)}** accuracy (macro-F1 "
+        f"{mr.pct(i8.get('macro_f1'), 2)}); float32 {mr.pct(f32.get('accuracy'), 2)}, Keras {mr.pct(k.get('accuracy'), 2)}; "
+        f"int8 drop vs float32 {mr.pp(mr.g(i8, 'drop_vs_float32', 'accuracy_pp'))}",
+        f"- Converted {mr.g(shipped.report, 'date', default='?')} on {mr.machine_text(mr.g(shipped.report, 'machine'))}",
+        "", "Files:", "",
+        f"- `model_int8.tflite`: {mr.size(i8.get('size_bytes'))}, int8 in and out",
+        "- `metadata.json`: labels, input contract, data and split of the run",
+        "- `report.md`: the conversion report (its confusion-matrix images stay in the run folder)",
+        f"- not shipped: `model_float32.tflite` ({mr.size(f32.get('size_bytes'))}), in `{origin}"
+        f"{'/' + mr.FLIP_DIR if flip_tta else ''}` with the rest of the conversion", "",
+        "Remake it (from the repository root):", "", "```bash", train_cmd,
+        f"python scripts/make_default_model.py {origin}{flip}   # converts (python -m convert RUN --int8{flip}) "
+        "if needed, then copies", "```", ""])
+
+
+def run(run: str, dest: str, max_bytes: str, flip_tta: str, readme_only: bool) -> None:
+    check(run, flip_tta, max_bytes, readme_only)
+    run_dir, dest_dir, flip = Path(run), Path(dest), flip_tta == "1"
+    if not readme_only:
+        ship(run_dir, run_dir / mr.FLIP_DIR if flip else run_dir, dest_dir, int(max_bytes), flip)
+    write_text(dest_dir / "README.md", readme(run_dir, flip))
+
+
+def main(opt: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.chdir(ROOT)  # the defaults, and the paths the README shows, are relative to the repository
+    return guarded(lambda: run(**vars(opt)))
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_opt()))
