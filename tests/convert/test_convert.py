@@ -34,6 +34,7 @@ def _eval_faces(converted):
 
 # --- round trip ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_round_trip_three_predictors_agree(converted, tiny_run, sample_csv):
     from convert.pipeline import load_keras_model
     from convert.report import keras_predict
@@ -60,6 +61,7 @@ def test_round_trip_three_predictors_agree(converted, tiny_run, sample_csv):
     assert (i8.argmax(1) == f32.argmax(1)).mean() >= INT8_TOP1_AGREEMENT
 
 
+@pytest.mark.slow
 def test_int8_file_contract(converted):
     from convert.export import graph_ops, io_details
     from device.interpreter import TFLiteClassifier
@@ -86,6 +88,7 @@ def test_int8_file_contract(converted):
         assert not [o["op"] for o in graph_ops(path) if "RANDOM" in o["op"] or o["op"] in ("CUSTOM", "FLEX")]
 
 
+@pytest.mark.slow
 def test_report_fields(converted):
     r = read_json(converted.paths["report_json"])
     assert r == json.loads(json.dumps(converted.report, default=lambda o: o.tolist()))
@@ -123,6 +126,7 @@ def test_report_fields(converted):
     assert str(ev["split"]) == "random80-test" and list(ev["label_names"]) == r["models"]["keras"]["labels"]
 
 
+@pytest.mark.slow
 def test_default_out_is_run_folder_float32_only(run_copy):
     from convert.pipeline import run
     res = run(run_copy, eval_limit=20, latency_runs=2, eval_faces=0, progress=False)
@@ -133,6 +137,7 @@ def test_default_out_is_run_folder_float32_only(run_copy):
 
 
 
+@pytest.mark.slow
 def test_flip_tta_averages_face_and_mirror_in_its_own_folder(run_copy):
     """--flip-tta: the file holds mean(model(face), model(mirror)); it never lands beside model.keras."""
     import keras
@@ -195,6 +200,7 @@ def test_refuses_random_constant_and_small_calibration(sample_csv):
         check_calibration(real[:300].astype(np.float32), 300)
 
 
+@pytest.mark.slow
 def test_missing_or_wrong_data_is_refused(run_copy, tmp_path, sample_csv):
     from convert.calibration import CalibrationError
     from convert.pipeline import run
@@ -212,6 +218,7 @@ def test_missing_or_wrong_data_is_refused(run_copy, tmp_path, sample_csv):
 
 # --- failures ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_failed_conversion_leaves_no_finished_file(tiny_run, tmp_path, monkeypatch):
     from convert import export, quiet_tensorflow
     from convert.pipeline import load_keras_model
@@ -242,6 +249,7 @@ def _main(argv, capsys):
     (["--int8", "--calib", "0"], 2, "--calib"),
     (["--int8", "--calib", "100000"], 3, "fewer than"),
 ])
+@pytest.mark.slow
 def test_bad_flags_one_line(tiny_run, capsys, extra, code, needle):
     rc, err = _main([str(tiny_run), "-q", *extra], capsys)
     assert rc != 0 and len(err) == 1 and err[0].startswith("error: "), err
@@ -249,6 +257,7 @@ def test_bad_flags_one_line(tiny_run, capsys, extra, code, needle):
     assert rc == code and needle in err[0], err
 
 
+@pytest.mark.slow
 def test_bad_run_folders_one_line(tmp_path, run_copy, capsys):
     rc, err = _main([str(tmp_path / "nope"), "--int8"], capsys)
     assert rc == 3 and err == [f"error: run folder not found: {tmp_path / 'nope'}"]
@@ -282,6 +291,7 @@ def test_gate_exit_code(monkeypatch, capsys, tmp_path):
                                f"(report: {tmp_path / 'report.md'})"]
 
 
+@pytest.mark.slow
 def test_cli_records_what_ran(run_copy, capsys):
     """report.json holds the command as typed (the one docs/RESULTS.md shows) and the options it resolved to."""
     argv = [str(run_copy), "--eval-limit", "20", "--latency-runs", "2", "--eval-faces", "0", "-q"]
@@ -305,6 +315,7 @@ def test_cli_subprocess_no_traceback(tmp_path):
     assert p.returncode == 0 and "--int8" in p.stdout and "--max-drop" in p.stdout
 
 
+@pytest.mark.slow
 def test_export_int8_without_random_layers(tmp_path, sample_csv):
     """Regression: a model with no augmentation layers (train --no-augment) once failed int8
     calibration with READ_VARIABLE left in the graph (concrete-function conversion, TF 2.21)."""

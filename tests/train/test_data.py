@@ -29,6 +29,7 @@ def test_sample_csv(sample_csv):
     assert ds.faces[0].ravel()[:5].tolist() == [70, 80, 82, 72, 58]  # README: first row of fer2013.csv
 
 
+@pytest.mark.slow
 def test_full_gz(fer_full_csv):
     t = time.time()
     ds = load_fer2013(fer_full_csv)

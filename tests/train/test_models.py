@@ -37,6 +37,7 @@ def test_output_is_softmax(name):
         assert 500_000 <= model.count_params() <= 1_500_000
 
 
+@pytest.mark.slow
 def test_gray_conv1_equals_repeated_gray():
     keras.utils.set_random_seed(1)
     base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(48, 48, 3))
@@ -66,6 +67,7 @@ def _snapshot(model):
     return [np.array(w) for w in model.weights]
 
 
+@pytest.mark.slow
 def test_backbone_frozen_and_bn_stats_fixed(r50_parts):
     augment, backbone, head = r50_parts
     model = assemble(augment, backbone, head)
@@ -77,6 +79,7 @@ def test_backbone_frozen_and_bn_stats_fixed(r50_parts):
     assert len(model.trainable_weights) == len(head.trainable_weights)
 
 
+@pytest.mark.slow
 def test_fine_tune_unfreezes_conv5_only():
     keras.utils.set_random_seed(2)
     model = build_model("resnet50", weights=None, augment=False)
@@ -89,6 +92,7 @@ def test_fine_tune_unfreezes_conv5_only():
     assert changed and all("conv5_" in p and "_bn" not in p for p in changed)
 
 
+@pytest.mark.slow
 def test_feature_cache_matches_full_model(r50_parts, tmp_path):
     augment, backbone, head = r50_parts
     x = faces(5).astype(np.uint8)[..., 0]

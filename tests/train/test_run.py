@@ -28,6 +28,7 @@ def _cfg(sample_csv, out, **kw):
     return resolve(data=str(sample_csv), out=str(out), **{"split": "random80", "epochs": 1, "batch_size": 32, **kw})
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_artefact(sample_csv, tmp_path):
     out = train_run(_cfg(sample_csv, tmp_path / "run"))
     for name in ARTEFACTS:
@@ -50,6 +51,7 @@ def test_smoke_run_writes_every_artefact(sample_csv, tmp_path):
         train_run(_cfg(sample_csv, out))  # never clobbers a finished run
 
 
+@pytest.mark.slow
 def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
     out = tmp_path / "run"
     train_run(_cfg(sample_csv, out, limit=100), provenance=record("python -m train", ["--limit", "100"]))
@@ -64,6 +66,7 @@ def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
         train_run(_cfg(sample_csv, out, limit=100, epochs=3, resume=True, seed=9))
 
 
+@pytest.mark.slow
 def test_resnet50_cached_then_fine_tune(sample_csv, tmp_path):
     out = train_run(_cfg(sample_csv, tmp_path / "r50", model="resnet50", weights="none", limit=40,
                          batch_size=8, cache_views=2, fine_tune_epochs=1))
@@ -78,6 +81,7 @@ def _cli(*args):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+@pytest.mark.slow
 def test_cli_smoke(sample_csv, tmp_path):
     args = ["--data", str(sample_csv), "--out", str(tmp_path / "cli"), "--split", "random80", "--epochs", "1",
             "--limit", "60", "--model", "residual_cnn", "--preset", "paper"]
@@ -98,7 +102,7 @@ def test_cli_smoke(sample_csv, tmp_path):
     (("--data", "{sample}", "--out", "x", "--split", "bogus"), 2, "--split"),
     (("--data", "{sample}", "--out", "x", "--epochs", "-1"), 2, "--epochs"),
     (("--data", "{sample}", "--out", "x", "--weights", "nope.h5"), 3, "--weights nope.h5: no such file"),
-    (("--data", "{bad}", "--out", "{out}"), 3, "bad.csv:3: "),
+    pytest.param(("--data", "{bad}", "--out", "{out}"), 3, "bad.csv:3: ", marks=pytest.mark.slow),  # loads Keras
 ])
 def test_cli_errors_are_one_line(sample_csv, tmp_path, args, code, words):
     bad = tmp_path / "bad.csv"
