@@ -31,6 +31,7 @@ from train.config import PRESETS  # noqa: E402
 from train.registry import MODELS, PAPER_MODELS, normalize_weights  # noqa: E402
 
 RECORDS = ROOT / "docs" / "runs"
+DEFAULT_DATA = "../shared/data/fer2013/fer2013.csv.gz"  # our FER2013 copy, beside the repository
 RECORD_FILES = ("config.json", "metadata.json", "metrics.json", "history.csv", "report.json", "bench.json",
                 "reproduce.json", f"{FLIP_DIR}/report.json", f"{FLIP_DIR}/bench.json")
 PEER = Path("peer_fer") / "peer.json"  # scripts/peer_fer.py's output inside a runs folder
@@ -511,7 +512,7 @@ def run_section(run: Run) -> list[str]:
 
 
 def regenerate_section(roots: list[Path], records: Path, out_path: str) -> list[str]:
-    data = "../shared/data/fer2013/fer2013.csv.gz"
+    data = DEFAULT_DATA
     runs = " ".join(f"--runs {shown_path(r)}" for r in roots) or "--runs runs"
     return ["## How to regenerate", "", "```bash",
             "# the whole pipeline (train --preset paper, convert --int8, bench on the clip, then this file),",

@@ -5,8 +5,8 @@ int8, bench on a clip, then archive the runs' records and regenerate docs/RESULT
     python scripts/reproduce.py [FER2013_CSV [CLIP]] [--models M ...] [--epochs N] [--split random80|official]
                                 [--weights imagenet|none|FILE] [--runs runs] [--results docs/RESULTS.md]
 
-Each option falls back to the environment variable scripts/reproduce.sh read (DATA, CLIP, MODELS,
-EPOCHS, SPLIT, WEIGHTS, RUNS, RESULTS, RECORDS), then to its default: our FER2013 copy and test
+Each option falls back to its environment variable (DATA, CLIP, MODELS, EPOCHS, SPLIT, WEIGHTS, RUNS,
+RESULTS, as scripts/reproduce.sh read them, and RECORDS), then to its default: our FER2013 copy and test
 clip in ../shared/data, the paper's three models (train/registry.py), the paper preset's epochs
 (train/config.py), random80 (the paper's protocol; official reports on PublicTest), imagenet (a
 Keras download), runs/, docs/RESULTS.md, docs/runs/. Run folders are RUNS/<model>-paper-<split>;
@@ -39,7 +39,7 @@ from train.registry import MODELS, PAPER_MODELS, normalize_weights  # noqa: E402
 
 PROG = "python scripts/reproduce.py"
 ENV = ("DATA", "CLIP", "MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "RECORDS")
-DEFAULTS = {"data": "../shared/data/fer2013/fer2013.csv.gz", "clip": "../shared/data/faces/fer_test.mp4",
+DEFAULTS = {"data": make_results.DEFAULT_DATA, "clip": "../shared/data/faces/fer_test.mp4",
             "models": " ".join(PAPER_MODELS), "epochs": str(PRESETS["paper"]["epochs"]), "split": "random80",
             "weights": "imagenet", "runs": "runs", "results": "docs/RESULTS.md", "records": "docs/runs"}
 CONVERTED = ("model_float32.tflite", "model_int8.tflite", "eval_faces.npz", "report.json")
