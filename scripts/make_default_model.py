@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-import make_results as mr  # noqa: E402  (the records, read and formatted as docs/RESULTS.md shows them)
+import results as mr  # noqa: E402  (scripts/results/: the records, read and formatted as docs/RESULTS.md shows them)
 from device.atomic import write_bytes, write_text  # noqa: E402
 from device.errors import GateFailed, InputError, UsageError, guarded  # noqa: E402
 from device.metadata import METADATA_NAME  # noqa: E402

@@ -36,10 +36,11 @@ from device.errors import EXIT_INTERRUPTED, InputError, RunFailed, UsageError, g
 from device.provenance import command_line, now_iso, record  # noqa: E402
 from train.config import PRESETS, SPLITS  # noqa: E402
 from train.registry import MODELS, PAPER_MODELS, normalize_weights  # noqa: E402
+from results import DEFAULT_DATA, read_json  # noqa: E402
 
 PROG = "python scripts/reproduce.py"
 ENV = ("DATA", "CLIP", "MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "RECORDS")
-DEFAULTS = {"data": make_results.DEFAULT_DATA, "clip": "../shared/data/faces/fer_test.mp4",
+DEFAULTS = {"data": DEFAULT_DATA, "clip": "../shared/data/faces/fer_test.mp4",
             "models": " ".join(PAPER_MODELS), "epochs": str(PRESETS["paper"]["epochs"]), "split": "random80",
             "weights": "imagenet", "runs": "runs", "results": "docs/RESULTS.md", "records": "docs/runs"}
 CONVERTED = ("model_float32.tflite", "model_int8.tflite", "eval_faces.npz", "report.json")
@@ -148,7 +149,7 @@ def bench(run_dir: Path, clip: str, via: str) -> None:
 
 def train_done(run_dir: Path, epochs: int, weights: str | None) -> bool:
     """A finished run of exactly ``epochs`` (and these backbone weights): train --resume would only re-score it."""
-    cfg, state = (make_results.read_json(run_dir / f)[0] for f in ("config.json", "state.json"))
+    cfg, state = (read_json(run_dir / f)[0] for f in ("config.json", "state.json"))
     if not (cfg and state and (run_dir / "metrics.json").is_file() and (run_dir / "model.keras").is_file()):
         return False
     planned = int(cfg.get("epochs", -1)) + int(cfg.get("fine_tune_epochs") or 0)
@@ -174,7 +175,7 @@ def git_state() -> dict | None:
 
 def note_stage(run_dir: Path, stage: str, via: dict) -> None:
     """RUN/reproduce.json: this script's command and commit, and when it last ran each stage here."""
-    doc = make_results.read_json(run_dir / "reproduce.json")[0] or {}
+    doc = read_json(run_dir / "reproduce.json")[0] or {}
     write_json(run_dir / "reproduce.json", {"format": "ferlite-reproduce/2", "git": git_state(), "provenance": via,
                                             "stages": {**(doc.get("stages") or {}), stage: now_iso()}})
 

@@ -37,7 +37,14 @@ def _load(name: str):
 
 mr = _load("make_results")
 reproduce = _load("reproduce")
-RANDOM_INIT = mr.RANDOM_INIT
+import results  # noqa: E402  (scripts/results/: what make_results.py runs)
+
+RANDOM_INIT = results.RANDOM_INIT
+
+
+def render(records: Path = results.RECORDS, roots: tuple[Path, ...] = ()) -> str:
+    """docs/RESULTS.md's text from these records and run folders, as make_results.py writes it."""
+    return results.render(results.collect(records, roots))
 MACHINE = {"hostname": "vm", "platform": "Linux-6.18-x86_64-with-glibc2.36", "machine": "x86_64",
            "processor": "Intel(R) Xeon(R) Processor", "cpu_count": 2, "python": "3.11.7"}
 VERSIONS = {"tensorflow-cpu": "2.21.0", "keras": "3.15.1", "ai-edge-litert": "2.3.0", "numpy": "2.4.6", "click": "8.3.0"}
@@ -201,7 +208,7 @@ def test_rendered_document_matches_the_expected_file(work):
     write(going / "config.json", {"model": "residual_cnn", "epochs": 40, "fine_tune_epochs": 0, "split": "official"})
     write(going / "state.json", {"epoch": 21, "best_val_accuracy": 0.6123, "best_epoch": 17})
 
-    text = mr.render(Path("records"), (Path("runs"),))
+    text = render(Path("records"), (Path("runs"),))
     if os.environ.get("FERLITE_UPDATE_EXPECTED"):
         EXPECTED.parent.mkdir(exist_ok=True)
         EXPECTED.write_text(text, encoding="utf-8")
@@ -211,8 +218,8 @@ def test_rendered_document_matches_the_expected_file(work):
 def test_committed_results_regenerate_from_the_committed_records(monkeypatch):
     """docs/RESULTS.md is what `python scripts/make_results.py` makes from docs/runs/ in a clean checkout."""
     monkeypatch.chdir(ROOT)
-    assert mr.render() == (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
-    for folder in (p for p in mr.RECORDS.iterdir() if (p / "metrics.json").is_file()):
+    assert render() == (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    for folder in (p for p in results.RECORDS.iterdir() if (p / "metrics.json").is_file()):
         assert not [f for f in folder.rglob("*") if f.suffix in (".keras", ".tflite", ".npz")], folder
 
 
@@ -221,7 +228,7 @@ def test_archive_keeps_every_figure_and_no_model(work):
     make_run(runs, "vanilla_cnn-official", split="official", preset="default", acc=0.6, flip=True)
     make_run(runs, "resnet50-paper-random80-randinit", "resnet50", weights="none", acc=0.3, bench=False)
     write(runs / "peer_fer" / "peer.json", PEER)
-    live = mr.render(Path("records"), (Path("runs"),))
+    live = render(Path("records"), (Path("runs"),))
     assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
     archived = (work / "R.md").read_text(encoding="utf-8")
     # the same document, apart from where it says the records and the peer came from
@@ -241,7 +248,7 @@ def test_archive_keeps_every_figure_and_no_model(work):
 
 def test_missing_pieces_show_not_run(work):
     make_run(work / "records", "vanilla_cnn-paper-random80", report=False, bench=False)
-    text = mr.render(Path("records"))
+    text = render(Path("records"))
     cells = [c.strip() for c in row_for(text, "vanilla_cnn-paper-random80").strip("|").split("|")]
     assert cells[4] == "42.0%" and cells[5:] == ["not run"] * 7  # Keras accuracy from metrics.json
     for model in ("Residual+CNN", "ResNet50+CNN"):
@@ -255,7 +262,7 @@ def test_missing_pieces_show_not_run(work):
 def test_never_crashes_on_a_missing_file(work, missing):
     run = make_run(work / "runs", "resnet50-paper-random80-randinit", "resnet50", weights="none")
     (run / missing).unlink()
-    text = mr.render(Path("records"), (Path("runs"),))
+    text = render(Path("records"), (Path("runs"),))
     assert "resnet50-paper-random80-randinit" in text
     if missing == "config.json":
         assert "not recorded (no config.json)" in text and "# training: not run (no config.json)" in text
@@ -266,18 +273,18 @@ def test_never_crashes_on_an_unreadable_file(work, content):
     run = make_run(work / "runs", "vanilla_cnn-paper-random80")
     for f in ("report.json", "bench.json", "reproduce.json", "archive.json"):
         write(run / f, content)
-    text = mr.render(Path("records"), (Path("runs"),))
+    text = render(Path("records"), (Path("runs"),))
     assert "not run" in row_for(text, "vanilla_cnn-paper-random80")
     assert "> warning: report.json unreadable" in text if content in ("{not json", "") else \
         "> warning: report.json is not a JSON object" in text
     write(run / "metrics.json", "{")
-    assert "> warning: metrics.json unreadable" in mr.render(Path("records"), (Path("runs"),))
+    assert "> warning: metrics.json unreadable" in render(Path("records"), (Path("runs"),))
 
 
 def test_stale_report_is_flagged(work):
     run = make_run(work / "runs", "vanilla_cnn-paper-random80")
     os.utime(run / "model.keras", (T0 + 600, T0 + 600))
-    text = mr.render(Path("records"), (Path("runs"),))
+    text = render(Path("records"), (Path("runs"),))
     assert "report.json is older than model.keras" in text and "bench.json is older than model.keras" in text
 
 
