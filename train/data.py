@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from device.errors import InputError
 
 NUM_PIXELS = INPUT_SIZE * INPUT_SIZE
 USAGES = ("Training", "PublicTest", "PrivateTest")
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as Excel and some editors save CSV
+INTEGER = re.compile(rb"-?[0-9]+")  # what a label or a pixel may be (int() also takes "+3", "0_3", " 3")
 USAGE_DTYPE = "<U11"  # fits every usage, so assigning "PrivateTest" into a Training-only array never truncates
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 # Split-folder names of the common Kaggle/ImageNet-style re-packagings -> FER2013 Usage.
@@ -64,13 +68,15 @@ def load_fer2013(path) -> Dataset:
         sha = hashlib.sha256(raw).hexdigest()
         if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the suffix says
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt gzip (BadGzipFile is an OSError)
         raise DataError(f"{path}: cannot read ({e})") from None
     faces, labels, usage = _parse_csv(raw, str(path))
     return Dataset(faces, labels, usage, str(path), sha)
 
 
 def _parse_csv(raw: bytes, name: str):
+    if raw.startswith(BOM):
+        raw = raw[len(BOM):]
     lines = raw.split(b"\n")
     # Keep 1-based line numbers (as an editor shows them) for every non-blank line.
     numbered = [(i + 1, ln.rstrip(b"\r")) for i, ln in enumerate(lines) if ln.strip()]
@@ -95,36 +101,31 @@ def _parse_csv(raw: bytes, name: str):
     joined = b" ".join(pix)
     counts_ok = all(s.count(b" ") == NUM_PIXELS - 1 for s in pix) and b"  " not in joined
     chars_ok = not joined.translate(None, b"0123456789 ")
-    values = None
-    if counts_ok and chars_ok:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            values = np.fromstring(joined, dtype=np.int32, sep=" ")
-        if values.size != len(rows) * NUM_PIXELS or values.max(initial=0) > 255:
-            values = None
+    values = _pixel_values(joined) if counts_ok and chars_ok else None
+    if values is not None and values.size != len(rows) * NUM_PIXELS:
+        values = None
     emotions = [f[ie].strip().strip(b'"') for f in fields]
     usage_raw = [f[iu].strip().strip(b'"').decode("utf-8", "replace") for f in fields] if iu is not None else None
-    try:
-        labels = np.array([int(e) for e in emotions], np.int64)
-    except ValueError:
-        labels = None
+    labels = np.array([int(e) for e in emotions], np.int64) if all(e.isdigit() for e in emotions) else None
     usage_ok = usage_raw is None or set(usage_raw) <= set(USAGES)
-    if values is None or labels is None or labels.min() < 0 or labels.max() >= len(LABELS) or not usage_ok:
-        for (line_no, _), e, p, k in zip(rows, emotions, pix, range(len(rows))):
-            _check_row(name, line_no, e, p, usage_raw[k] if usage_raw else "Training")
-        raise DataError(f"{name}: malformed pixel data")  # unreachable unless the checks disagree
+    if values is None or labels is None or labels.max() >= len(LABELS) or not usage_ok:
+        # The slow, exact parse decides: it names the first bad line, or (pixels the fast path
+        # does not take, e.g. tab-separated) returns the rows it read.
+        checked = [_check_row(name, line_no, e, p, usage_raw[k] if usage_raw else "Training")
+                   for (line_no, _), e, p, k in zip(rows, emotions, pix, range(len(rows)))]
+        labels = np.array([label for label, _ in checked], np.int64)
+        values = np.stack([px for _, px in checked])
     faces = values.astype(np.uint8).reshape(len(rows), INPUT_SIZE, INPUT_SIZE)
     usage = np.array(usage_raw if usage_raw is not None else ["Training"] * len(rows), USAGE_DTYPE)
     return faces, labels, usage
 
 
-def _check_row(name: str, line_no: int, emotion: bytes, pixels: bytes, usage: str) -> None:
-    """The slow, precise check of one row; raises DataError naming the line."""
+def _check_row(name: str, line_no: int, emotion: bytes, pixels: bytes, usage: str) -> tuple[int, np.ndarray]:
+    """The slow, exact check of one row -> (label, pixels); raises DataError naming the line."""
     where = f"{name}:{line_no}"
-    try:
-        label = int(emotion)
-    except ValueError:
-        raise DataError(f"{where}: emotion {emotion.decode('utf-8', 'replace')!r} is not an integer") from None
+    if not INTEGER.fullmatch(emotion):
+        raise DataError(f"{where}: emotion {emotion[:20].decode('utf-8', 'replace')!r} is not an integer")
+    label = int(emotion)
     if not 0 <= label < len(LABELS):
         raise DataError(f"{where}: emotion {label} outside 0..{len(LABELS) - 1}")
     if usage not in USAGES:
@@ -132,13 +133,25 @@ def _check_row(name: str, line_no: int, emotion: bytes, pixels: bytes, usage: st
     tokens = pixels.split()
     if len(tokens) != NUM_PIXELS:
         raise DataError(f"{where}: expected {NUM_PIXELS} pixels (48x48), got {len(tokens)}")
-    for k, t in enumerate(tokens):
-        try:
-            v = int(t)
-        except ValueError:
-            raise DataError(f"{where}: pixel {k + 1} is not a number: {t.decode('utf-8', 'replace')!r}") from None
-        if not 0 <= v <= 255:
-            raise DataError(f"{where}: pixel {k + 1} = {v} outside 0..255")
+    values = _pixel_values(b" ".join(tokens))
+    if values is not None:
+        return label, values
+    for k, t in enumerate(tokens):  # which pixel is wrong, for the message
+        if not INTEGER.fullmatch(t):
+            raise DataError(f"{where}: pixel {k + 1} is not a number: {t[:20].decode('utf-8', 'replace')!r}")
+        if not 0 <= int(t) <= 255:
+            raise DataError(f"{where}: pixel {k + 1} = {t[:20].decode('utf-8', 'replace')} outside 0..255")
+    return label, np.array([int(t) for t in tokens], np.int32)  # good, if unusual ("0005")
+
+
+def _pixel_values(joined: bytes) -> np.ndarray | None:
+    """Space-separated pixels -> int32 values, or None at any doubt (the caller then looks closer)."""
+    if joined.translate(None, b"0123456789 ") or b"  " in joined or re.search(rb"[0-9]{4}", joined):
+        return None  # numpy wraps a number too big for int32 without a word (4294967301 -> 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        values = np.fromstring(joined, dtype=np.int32, sep=" ")
+    return values if values.max(initial=0) <= 255 else None
 
 
 def _load_folder(root: Path, name: str) -> Dataset:
