@@ -146,12 +146,17 @@ def _check_row(name: str, line_no: int, emotion: bytes, pixels: bytes, usage: st
 
 def _pixel_values(joined: bytes) -> np.ndarray | None:
     """Space-separated pixels -> int32 values, or None at any doubt (the caller then looks closer)."""
-    if joined.translate(None, b"0123456789 ") or b"  " in joined or re.search(rb"[0-9]{4}", joined):
-        return None  # numpy wraps a number too big for int32 without a word (4294967301 -> 5)
+    if joined.translate(None, b"0123456789 ") or b"  " in joined:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         values = np.fromstring(joined, dtype=np.int32, sep=" ")
-    return values if values.max(initial=0) <= 255 else None
+    if values.min(initial=0) < 0 or values.max(initial=0) > 255:
+        return None
+    # numpy wraps a number too big for int32 without a word (4294967301 -> 5): the digits read
+    # must be the digits written (this also sends "005" to the exact parse).
+    digits = len(joined) - joined.count(b" ")
+    return values if digits == values.size + int((values >= 10).sum()) + int((values >= 100).sum()) else None
 
 
 def _load_folder(root: Path, name: str) -> Dataset:
