@@ -20,6 +20,7 @@ import numpy as np
 
 from .contract import to_gray
 from .errors import EnvironmentMissing, FerliteError, InputError, RunFailed
+from .log import quiet_native_stderr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".h264")
@@ -162,7 +163,9 @@ class CameraSource(Source):
     def __init__(self, index: int, want_image: bool = False, size=LORES_SIZE, retries: int = 5,
                  backoff: float = 0.05, capture_factory: Optional[Callable] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Optional[Callable[[float], None]] = None):
-        with _quiet_opencv():  # OpenCV logs its own WARN lines for a missing camera
+        # OpenCV logs its own WARN/ERROR lines for a missing camera ahead of our one error line; 4.11
+        # (Bookworm's constraints) has no cv2.utils.logging to silence them, so fd 2 is muted too.
+        with _quiet_opencv(), quiet_native_stderr():
             self.cap = (capture_factory or cv2.VideoCapture)(index)
         if not self.cap.isOpened():
             self.cap.release()
