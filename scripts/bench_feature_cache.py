@@ -17,6 +17,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from train.models import assemble, build_resnet50_parts  # noqa: E402
+from train.registry import normalize_weights  # noqa: E402
 
 
 def images_per_s(step, x, y, steps):
@@ -35,7 +36,7 @@ def main():
     ap.add_argument("--weights", default="none")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    augment, backbone, head = build_resnet50_parts(None if args.weights == "none" else args.weights)
+    augment, backbone, head = build_resnet50_parts(normalize_weights(args.weights))
     full = assemble(augment, backbone, head)
     for m in (full, head):
         m.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")

@@ -15,7 +15,7 @@ from device.provenance import record
 
 from .config import CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
 from .data import DataError
-from .registry import MODEL_NAMES
+from .registry import MODEL_NAMES, normalize_weights
 
 PROG = "python -m train"
 
@@ -62,7 +62,7 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     if not Path(data).exists():
         raise DataError(f"{data}: no such file or folder")
     weights = opts.pop("weights")
-    if weights is not None and weights.lower() not in ("imagenet", "none"):
+    if normalize_weights(weights) not in (None, "imagenet"):
         if not Path(weights).is_file():
             raise InputError(f"--weights {weights}: no such file (expected imagenet, none or a weights file)")
     cfg = resolve(preset, data=data, model=model, out=out, weights=weights,
