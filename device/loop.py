@@ -10,7 +10,8 @@ sinks); ``Loop.step`` only orchestrates small named steps, each usable on a stil
     faces  = face_records(tracks, smooth, labels)
 
 Log records (JSON Lines): ``start`` (config), ``frame`` (faces), ``event`` (driver/kiosk),
-``fps`` (every ``fps_every`` frames), ``summary`` (last line, also on errors and signals).
+``fps`` (every ``fps_every`` frames), ``skipped`` (an unreadable image of a folder, passed over),
+``summary`` (last line, also on errors and signals).
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ class Loop:
         self.timer = StageTimer(clock)
         self.frames = 0
         self.face_count = 0
+        self.skipped = 0
         self.event_counts: dict[str, int] = {}
         self.last_t = 0.0
         self.status = "running"
@@ -178,6 +180,9 @@ class Loop:
                 t0 = clk()
                 frame = self.source.read()
                 total["capture"] += clk() - t0
+                for rec in self.source.take_skipped():  # unreadable images: named in the log, counted, passed over
+                    self.skipped += 1
+                    self.writer.write(rec)
                 if frame is None:
                     self.status = "end_of_source"
                     break
@@ -220,6 +225,8 @@ class Loop:
              "wall_s": round(wall, 3), "fps": round(self.frames / wall, 2),
              "latency_ms": self.timer.mean_ms(self.frames), "detect_every": self.detect_every,
              "events": dict(self.event_counts)}
+        if self.source.stills:
+            s["skipped"] = self.skipped
         if self.error:
             s["error"] = self.error
         return s

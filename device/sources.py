@@ -6,6 +6,9 @@ classification, an optional colour ``image`` for preview / saved video, and a ti
 deterministic; a camera: its sensor or capture time). Sources are opened once, before the
 loop; ``read()`` returns the next frame or ``None`` at a clean end (end of clip, last image).
 A camera that stops delivering frames is retried with backoff, then ``SourceStopped``.
+An unreadable image in a folder is passed over, not fatal: ``take_skipped()`` hands the loop a
+``skipped`` record naming it and why. File sources can ``loop`` (a soak: the clip played again
+and again, frame numbers and clip time running on).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import cv2
 import numpy as np
 
 from .contract import to_gray
-from .errors import EnvironmentMissing, FerliteError, InputError, RunFailed
+from .errors import EnvironmentMissing, FerliteError, InputError, RunFailed, UsageError
 from .log import quiet_native_stderr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -43,6 +46,10 @@ class Picamera2Missing(SourceError, EnvironmentMissing):
     """``--source picamera2`` without the picamera2 package (it comes from apt, not pip)."""
 
 
+class LoopUnsupported(SourceError, UsageError):
+    """``--loop`` with a camera: only a clip or images can be played again."""
+
+
 @dataclass
 class Frame:
     index: int                      # 0-based frame number from this source
@@ -61,6 +68,10 @@ class Source:
 
     def read(self) -> Optional[Frame]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def take_skipped(self) -> list[dict]:
+        """``skipped`` records of inputs passed over since the last call (unreadable images)."""
+        return []
 
     def close(self) -> None:
         pass
@@ -91,10 +102,14 @@ def _split(frame: np.ndarray, want_image: bool) -> tuple[np.ndarray, Optional[np
 
 
 class ImageSource(Source):
-    """One image file or a folder of images (sorted by name); each is read when its turn comes."""
+    """One image file or a folder of images (sorted by name); each is read when its turn comes.
+
+    An image that cannot be read is left out with a ``skipped`` record (``take_skipped``); the
+    source fails, before the loop, only when no image at all can be read. ``loop``: after the
+    last image start again at the first (the unreadable ones already left out)."""
     stills = True
 
-    def __init__(self, path: str | Path, want_image: bool = False):
+    def __init__(self, path: str | Path, want_image: bool = False, loop: bool = False):
         path = Path(path)
         if path.is_dir():
             self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -104,37 +119,82 @@ class ImageSource(Source):
             self.paths = [path]
         else:
             raise SourceUnavailable(f"source not found: {path}")
-        self.want_image = want_image
+        self.want_image, self.loop = want_image, loop
         self.description = f"images:{path}"
-        self._i = 0
-        self._first = self._load(self.paths[0])  # an unreadable first image fails before the loop starts
+        self.skipped: list[dict] = []
+        self._i = 0  # position in self.paths
+        self._n = 0  # frames delivered: the frame index
+        self._first = self._first_readable(path)  # nothing readable fails before the loop starts
+
+    def _first_readable(self, where: Path) -> np.ndarray:
+        count, first_why = len(self.paths), None
+        while self.paths:
+            img, why = self._load(self.paths[0])
+            if img is not None:
+                return img
+            first_why = first_why or f"{self.paths[0].name}: {why}"
+            self._skip(0, why)
+        if count == 1 and not where.is_dir():
+            raise SourceUnavailable(f"cannot read image {where} ({first_why.split(': ', 1)[1]})")
+        raise SourceUnavailable(f"none of the {count} images in {where} could be read (first: {first_why})")
 
     @staticmethod
-    def _load(path: Path) -> np.ndarray:
+    def _load(path: Path) -> tuple[Optional[np.ndarray], str]:
+        """-> (the image, "") or (None, why it cannot be read)."""
+        try:
+            with open(path, "rb") as f:  # the reason OpenCV would not give (gone, no permission, empty)
+                if not f.read(1):
+                    return None, "empty file"
+        except OSError as e:
+            return None, f"cannot open it: {e.strerror or e}"
         # Decoded in colour and converted by contract.to_gray, like every other source's frames.
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise SourceUnavailable(f"cannot read image {path} (unreadable or not an image)")
-        return img
+            return None, "not an image OpenCV can decode (corrupt, truncated or another format)"
+        return img, ""
+
+    def _skip(self, k: int, why: str) -> None:
+        self.skipped.append({"type": "skipped", "image": self.paths[k].name, "path": str(self.paths[k]),
+                             "reason": why})
+        del self.paths[k]
+
+    def take_skipped(self) -> list[dict]:
+        out, self.skipped = self.skipped, []
+        return out
 
     def read(self) -> Optional[Frame]:
-        if self._i >= len(self.paths):
-            return None
-        path = self.paths[self._i]
-        img, self._first = (self._first, None) if self._first is not None else (self._load(path), None)
-        gray, image = _split(img, self.want_image)
-        frame = Frame(self._i, float(self._i), gray, image, path.name)
-        self._i += 1
-        return frame
+        while True:
+            if self._i >= len(self.paths):
+                if not (self.loop and self.paths):
+                    return None
+                self._i = 0
+            path = self.paths[self._i]
+            if self._first is not None:
+                img, why, self._first = self._first, "", None
+            else:
+                img, why = self._load(path)
+            if img is None:
+                self._skip(self._i, why)
+                continue
+            gray, image = _split(img, self.want_image)
+            frame = Frame(self._n, float(self._n), gray, image, path.name)
+            self._i += 1
+            self._n += 1
+            return frame
 
 
 class VideoSource(Source):
-    """A video clip through OpenCV; timestamps are frame index / fps (deterministic)."""
+    """A video clip through OpenCV; timestamps are frame index / fps (deterministic).
 
-    def __init__(self, path: str | Path, want_image: bool = False, capture_factory: Callable = cv2.VideoCapture):
+    ``loop``: at the end of the clip open it again (a fresh decoder: seeking back is not exact
+    for every codec) and go on, frame numbers and clip time running on; ``plays`` counts."""
+
+    def __init__(self, path: str | Path, want_image: bool = False, capture_factory: Callable = cv2.VideoCapture,
+                 loop: bool = False):
         path = Path(path)
         if not path.is_file():
             raise SourceUnavailable(f"video not found: {path}")
+        self.path, self.capture_factory, self.loop = path, capture_factory, loop
         self.cap = capture_factory(str(path))
         if not self.cap.isOpened():
             raise SourceUnavailable(f"cannot open video {path} (unsupported codec or not a video)")
@@ -142,16 +202,30 @@ class VideoSource(Source):
         self.fps = fps if 0.0 < fps < 1000.0 else 30.0
         self.want_image = want_image
         self.description = f"video:{path}"
+        self.plays = 1
         self._i = 0
+        self._play_start = 0  # frame index where this play began
 
     def read(self) -> Optional[Frame]:
         ok, img = self.cap.read()
+        if (not ok or img is None) and self.loop and self._i > self._play_start:  # a play with no frame ends it
+            self._reopen()
+            ok, img = self.cap.read()
         if not ok or img is None:
             return None  # end of clip
         gray, image = _split(img, self.want_image)
         frame = Frame(self._i, self._i / self.fps, gray, image)
         self._i += 1
         return frame
+
+    def _reopen(self) -> None:
+        self.cap.release()
+        self.cap = self.capture_factory(str(self.path))
+        if not self.cap.isOpened():
+            raise SourceStopped(f"{self.description}: cannot open the clip again for play {self.plays + 1} "
+                                "(moved, deleted or unreadable)")
+        self.plays += 1
+        self._play_start = self._i
 
     def close(self) -> None:
         self.cap.release()
@@ -286,15 +360,19 @@ class Picamera2Source(Source):
             self.cam.close()
 
 
-def open_source(spec: str, want_image: bool = False, camera_size=LORES_SIZE, main_size=(1280, 720)) -> Source:
-    """``picamera2`` | a camera index (``0``) | a video file | an image file | a folder of images."""
+def open_source(spec: str, want_image: bool = False, camera_size=LORES_SIZE, main_size=(1280, 720),
+                loop: bool = False) -> Source:
+    """``picamera2`` | a camera index (``0``) | a video file | an image file | a folder of images.
+    ``loop``: play a clip or the images again and again (file sources only)."""
+    if loop and (spec == "picamera2" or spec.isdigit()):
+        raise LoopUnsupported(f"--loop plays a video or images again; {spec} is a camera")
     if spec == "picamera2":
         return Picamera2Source(want_image=want_image, main_size=main_size, lores_size=camera_size)
     if spec.isdigit():
         return CameraSource(int(spec), want_image=want_image, size=camera_size)
     path = Path(spec)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path, want_image=want_image)
+        return ImageSource(path, want_image=want_image, loop=loop)
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
-        return VideoSource(path, want_image=want_image)
+        return VideoSource(path, want_image=want_image, loop=loop)
     raise SourceUnavailable(f"source not found: {spec} (expected picamera2, a camera index, a video, an image or a folder)")
