@@ -43,7 +43,7 @@ from device.bench import format_table, run_bench
 from device.detect import DEFAULT_DETECTOR, DETECTORS, STILLS_DETECTOR, IoUTracker, make_detector
 from device.errors import InputError, UsageError, exit_with, run_click
 from device.interpreter import TFLiteClassifier
-from device.log import JsonlWriter, dumps, quiet_native_stderr
+from device.log import DEFAULT_KEEP, JsonlWriter, dumps, is_stdout, quiet_native_stderr
 from device.loop import Loop
 from device.modes import DRIVER_ALERT_LABELS, DriverMonitor, KioskAggregator, NoMode
 from device.overlay import PreviewSink, VideoSink
@@ -81,6 +81,9 @@ class RunOptions:
     alert_after: float = 3.0
     interval: float = 10.0
     log_path: str | None = None              # None: stdout
+    log_max_mb: float | None = None          # rotate the log at this size (None: never)
+    log_keep: int = DEFAULT_KEEP             # rotated files kept
+    loop: bool = False                       # play a clip or images again and again (scripts/soak.py)
     fps_every: int = 30
     max_frames: int | None = None
     preview: bool = False
@@ -188,7 +191,8 @@ def start_record(opts: RunOptions, src: Source, clf: TFLiteClassifier, model_pat
             "quantized": clf.quantized, "threads": opts.threads, "mode": opts.mode, "detector": detector,
             "detect_every": opts.detect_every, "detect_width": width if detector == "haar" else None,
             "min_face": opts.min_face,
-            "smoothing": opts.smoothing, **{k: getattr(opts, k) for k in MODE_OPTIONS.get(opts.mode, ())}}
+            "smoothing": opts.smoothing, **{k: getattr(opts, k) for k in MODE_OPTIONS.get(opts.mode, ())},
+            **({"loop": True} if opts.loop else {})}
 
 
 def run_loop(opts: RunOptions) -> dict:
@@ -201,7 +205,8 @@ def run_loop(opts: RunOptions) -> dict:
         monitor = build_mode(opts, clf.labels)
         preview = stack.enter_context(contextlib.closing(PreviewSink())) if opts.preview else None
         src = stack.enter_context(open_source(opts.source, want_image=opts.wants_image,
-                                              camera_size=opts.camera_size, main_size=opts.main_size))
+                                              camera_size=opts.camera_size, main_size=opts.main_size,
+                                              loop=opts.loop))
         width = detect_width(opts, src)
         name = detector_name(opts, src)
         detector = make_detector(name, detect_width=width, min_size=opts.min_face, cascade=opts.cascade,
@@ -209,7 +214,7 @@ def run_loop(opts: RunOptions) -> dict:
         stop = stack.enter_context(stop_on_signals())
         video = stack.enter_context(contextlib.closing(VideoSink(opts.save_video, src.fps or 15.0))) \
             if opts.save_video else None
-        writer = stack.enter_context(JsonlWriter(opts.log_path))
+        writer = stack.enter_context(JsonlWriter(opts.log_path, max_mb=opts.log_max_mb, keep=opts.log_keep))
         if opts.mqtt:  # the same records, teed to a publishing thread; paho is imported only here
             from device.telemetry.tee import TelemetryWriter
             writer = stack.enter_context(TelemetryWriter(writer, opts.mqtt))
@@ -221,12 +226,15 @@ def run_loop(opts: RunOptions) -> dict:
 
 
 def print_summary(summary: dict, log_path: str | None) -> None:
-    if log_path:  # the summary is the log's last line; show it on stdout too
+    if log_path and not is_stdout(log_path):  # the summary is the log's last line; show it on stdout too
         click.echo(dumps(summary))
     lat = summary["latency_ms"]
-    click.echo(f"ferlite: {summary['frames']} frames, {summary['faces']} faces, {summary['tracks']} tracks, "
+    skipped = f", {summary['skipped']} unreadable images skipped" if summary.get("skipped") else ""
+    log = summary.get("log") or {}
+    lost = f"; log: {log['dropped']} records could not be written" if log.get("dropped") else ""
+    click.echo(f"ferlite: {summary['frames']} frames, {summary['faces']} faces, {summary['tracks']} tracks{skipped}, "
                f"{summary['fps']:.1f} fps; ms/frame capture {lat['capture']:.2f} detect {lat['detect']:.2f} "
-               f"classify {lat['classify']:.2f} ({summary['status']})", err=True)
+               f"classify {lat['classify']:.2f} ({summary['status']}){lost}", err=True)
 
 
 DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class attributes)
@@ -266,7 +274,13 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
               help="driver: seconds the alert state must last before an 'alert' event.")
 @click.option("--interval", type=click.FloatRange(0.0, min_open=True), default=DEFAULTS.interval, show_default=True,
               help="kiosk: seconds per aggregate.")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False), help="JSON Lines file [default: stdout].")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False),
+              help="JSON Lines file (or /dev/null, a named pipe, /dev/stdout) [default: stdout].")
+@click.option("--log-max-mb", type=click.FloatRange(0.0, min_open=True),
+              help="Rotate the log at this size: LOG -> LOG.1 -> ... (a kiosk never fills its SD card).")
+@click.option("--log-keep", type=click.IntRange(0), default=DEFAULTS.log_keep, show_default=True,
+              help="Rotated log files kept with --log-max-mb.")
+@click.option("--loop", is_flag=True, help="Play the clip or the images again and again (soak tests).")
 @click.option("--fps-every", type=click.IntRange(0), default=DEFAULTS.fps_every, show_default=True,
               help="Write an fps record every N frames (0: never).")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
@@ -287,6 +301,10 @@ def cli(ctx, **options):
                                "or a command such as `bench`")
     if options["cascade"] and options["detector"] != "haar":  # the default detector is not Haar either
         raise click.UsageError("--cascade is a Haar cascade: use it with --detector haar")
+    if options["log_max_mb"] and not options["log_path"]:
+        raise click.UsageError("--log-max-mb needs --log FILE (stdout is not rotated)")
+    if options["log_keep"] != DEFAULTS.log_keep and not options["log_max_mb"]:
+        raise click.UsageError("--log-keep needs --log-max-mb")
     mqtt = pop_mqtt_config(options)
     opts = RunOptions(**options, mqtt=mqtt)
     print_summary(run_loop(opts), opts.log_path)
