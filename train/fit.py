@@ -60,12 +60,12 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     data = dict(train=(ds.faces[split.train], ds.labels[split.train], train_w),
                 val=(ds.faces[split.val], ds.labels[split.val]))
     history = report.read_history(out / "history.csv")[:state["epoch"]]
-    t0 = time.time()
+    t0, before = time.time(), state["train_time_s"]  # the time of the sessions before this one (a kill, a Ctrl-C)
     if state["epoch"] < cfg.epochs:
         _phase1(cfg, out, data, state, history)
     if cfg.fine_tune_epochs and state["epoch"] < cfg.epochs + cfg.fine_tune_epochs:
         _phase2(cfg, out, data, state, history)
-    state["train_time_s"] = state.get("train_time_s", 0.0) + (time.time() - t0)
+    state["train_time_s"] = before + (time.time() - t0)
     write_json(out / "state.json", state)
     return _finish(cfg, out, ds, split, state, history)
 
@@ -215,6 +215,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, out: Path, phase: str, export, state: dict, history: list):
         super().__init__()
         self.out, self.phase, self.export, self.state, self.history = out, phase, export, state, history
+        self.since = time.time()
+
+    def on_train_begin(self, logs=None):
+        self.since = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -228,6 +232,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         _save(self.model, self.out / "checkpoint.keras")
         report.write_history(self.out / "history.csv", self.history)
         self.state["epoch"] = epoch + 1
+        now = time.time()  # saved with each epoch, so a kill -9 keeps the time of the epochs it did not undo
+        self.state["train_time_s"] += now - self.since
+        self.since = now
         write_json(self.out / "state.json", self.state)  # written last: the epoch counts once all is saved
 
 
