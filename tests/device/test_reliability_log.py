@@ -71,6 +71,28 @@ def test_named_pipe(faces_dir, model_int8, tmp_path):
     assert records[-1] == summary_on_stdout(p)
 
 
+def test_named_pipe_reader_goes_away(faces_dir, model_int8, tmp_path):
+    """The reader of the FIFO stops after 3 lines: EPIPE, said once; the loop runs to the end."""
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    got = []
+
+    def reader():
+        with open(fifo) as f:
+            got.extend(f.readline() for _ in range(3))
+    t = threading.Thread(target=reader)
+    t.start()
+    p = run_py("--source", faces_dir / "fer_test.mp4", "--loop", "--max-frames", "600", "--model", model_int8,
+               "--log", fifo)  # ~200 KB of records: more than a pipe holds
+    t.join(timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(line)["type"] for line in got] == ["start", "frame", "frame"]
+    lines = log_lines(p.stderr)
+    assert len(lines) == 1 and f"cannot write {fifo} (EPIPE: Broken pipe)" in lines[0]
+    s = summary_on_stdout(p)
+    assert s["frames"] == 600 and s["log"]["outages"] == 1 and s["log"]["dropped"] > 0
+
+
 def test_dev_stdout_a_pipe(faces_dir, model_int8):
     p = run_py("--source", faces_dir, "--model", model_int8, "--log", "/dev/stdout")
     assert p.returncode == 0, p.stderr
