@@ -50,13 +50,15 @@ class FakeCapturedRequest:
         self.cam.released += 1
 
 
-def make_fake_module(frames, fail_after=None):
+def make_fake_module(frames, fail_after=None, fail_for=None):
+    """``fail_after`` N frames every capture times out, for ``fail_for`` tries (None: for good)."""
     class Picamera2:
         instances = []
 
         def __init__(self, camera_num=0):
             self.config, self.started, self.closed = None, False, False
             self.open_requests, self.released, self.captures, self.arrays = 0, 0, 0, []
+            self.failures = 0
             Picamera2.instances.append(self)
 
         def create_video_configuration(self, main=None, lores=None, colour_space=None):
@@ -70,7 +72,8 @@ def make_fake_module(frames, fail_after=None):
             self.started = True
 
         def captured_request(self, flush=None):
-            if fail_after is not None and self.captures >= fail_after:
+            if fail_after is not None and self.captures >= fail_after and (fail_for is None or self.failures < fail_for):
+                self.failures += 1
                 raise TimeoutError("camera frontend has timed out")
             bgr = frames[self.captures % len(frames)]
             ts = 1_000_000_000 + self.captures * 33_333_333  # ns, 30 fps
@@ -151,3 +154,49 @@ def test_picamera2_not_installed(monkeypatch, model_int8, faces_dir, run_cli):
     assert res.exit_code == 4
     assert res.stderr.startswith("error: picamera2 is not installed: on Raspberry Pi OS run "
                                  "'sudo apt install python3-picamera2'")
+
+
+def read_log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_camera_lost_mid_run_exits_1_saying_why_then_the_restart_runs(monkeypatch, clip_frames, model_int8,
+                                                                      tmp_path, run_cli):
+    """A camera gone for good after 8 frames: the capture is retried (backoff), then the loop ends with
+    exit 1 (what the systemd unit restarts on), one error line, and a summary that says why; the
+    camera is closed, so the next run (systemd's restart, the camera back) opens it and goes on."""
+    lost = make_fake_module(clip_frames, fail_after=8)
+    monkeypatch.setitem(sys.modules, "picamera2", lost)
+    log = tmp_path / "lost.jsonl"
+    res = run_cli("--source", "picamera2", "--model", model_int8, "--mode", "driver", "--log", log)
+    why = "picamera2:0: frame capture failed 6 times in a row (TimeoutError: camera frontend has timed out)"
+    assert res.exit_code == 1
+    assert res.stderr.splitlines() == [f"error: {why}"]
+    records = read_log(log)
+    assert [r["frame"] for r in records if r["type"] == "frame"] == list(range(8))
+    summary = records[-1]
+    assert summary["type"] == "summary" and summary["status"] == "error" and summary["error"] == why
+    cam = lost.Picamera2.instances[0]
+    assert (cam.captures, cam.failures, cam.closed, cam.open_requests) == (8, 6, True, 0)
+
+    back = make_fake_module(clip_frames)
+    monkeypatch.setitem(sys.modules, "picamera2", back)
+    res = run_cli("--source", "picamera2", "--model", model_int8, "--mode", "driver", "--log", log,
+                  "--max-frames", "5")
+    assert res.exit_code == 0, res.stderr
+    assert read_log(log)[-1]["status"] == "max_frames" and back.Picamera2.instances[0].captures == 5
+
+
+def test_camera_hiccup_shorter_than_the_retries_is_ridden_out(monkeypatch, clip_frames, model_int8, tmp_path,
+                                                             run_cli):
+    """Three timed-out captures in a row (fewer than the 5 retries): the run goes on, frames keep counting."""
+    fake = make_fake_module(clip_frames, fail_after=5, fail_for=3)
+    monkeypatch.setitem(sys.modules, "picamera2", fake)
+    log = tmp_path / "hiccup.jsonl"
+    res = run_cli("--source", "picamera2", "--model", model_int8, "--log", log, "--max-frames", "12")
+    assert res.exit_code == 0, res.stderr
+    records = read_log(log)
+    frames = [r for r in records if r["type"] == "frame"]
+    assert [r["frame"] for r in frames] == list(range(12)) and records[-1]["status"] == "max_frames"
+    assert fake.Picamera2.instances[0].failures == 3
+    assert [r["t"] for r in frames][4:7] == [0.133, 0.167, 0.2]  # sensor time runs on over the gap
