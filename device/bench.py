@@ -17,7 +17,7 @@ from .detect import HaarDetector, IoUTracker
 from .errors import InputError
 from .interpreter import TFLiteClassifier
 from .log import NullWriter, quiet_native_stderr
-from .loop import Loop
+from .loop import STAGES, Loop
 from .metrics import agreement, evaluate
 from .modes import KioskAggregator
 from .sources import VideoSource
@@ -132,6 +132,20 @@ def format_table(r: dict) -> str:
             lf = f"{loop['fps']:9.1f}" if loop else f"{'-':>9}"
             lm = f"{loop['latency_ms']['per_frame']:14.2f}" if loop else f"{'-':>14}"
             lines.append(f"{k:8} {n:>7} {lat['median_ms']:10.3f} {lat['fps']:10.1f} {lf} {lm}")
+    for k in ("float32", "int8"):
+        for n, loop in m[k]["loop"].items():
+            ms = loop["latency_ms"]
+            lines.append(f"loop {k} threads={n}, ms per frame: " + ", ".join(f"{s} {ms[s]:.2f}" for s in STAGES)
+                         + f"; Haar detection {ms['detect_per_call']:.2f} ms per call")
     if r.get("video"):
         lines.append(f"loop: {r['video']}")
     return "\n".join(lines)
+
+
+def format_header(prov: dict) -> str:
+    """What to paste into an issue with the table: the command, the machine (no host name), the packages."""
+    m, v = prov["machine"], prov["versions"]
+    return "\n".join([f"ferlite bench, {prov['date']}: {prov['command']}",
+                      f"machine: {m['processor'] or 'CPU model unknown'}; {m['machine']}, {m['cpu_count']} CPUs; "
+                      f"{m['platform']}; Python {m['python']}",
+                      "versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), ""])

@@ -39,7 +39,7 @@ if not __package__:  # run as a script: make ``device`` importable from the fold
 import click
 
 from device.atomic import write_json
-from device.bench import format_table, run_bench
+from device.bench import format_header, format_table, run_bench
 from device.detect import DEFAULT_DETECTOR, DETECTORS, STILLS_DETECTOR, IoUTracker, make_detector
 from device.errors import InputError, UsageError, exit_with, run_click
 from device.interpreter import TFLiteClassifier
@@ -331,9 +331,11 @@ def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, 
     result = run_bench(float_path, int8_path, faces_path, video=video, threads=threads, warmup=warmup,
                        runs=runs, detect_every=detect_every, max_frames=max_frames,
                        log=lambda s: click.echo(s, err=True))
+    prov = record(BENCH_PROG, bench_argv(ctx), ctx.params)
+    click.echo(format_header(prov))  # so a pasted table says what ran where (README, "Pi speed")
     click.echo(format_table(result))
     if json_path:
-        write_json(json_path, {**result, "provenance": record(BENCH_PROG, bench_argv(ctx), ctx.params)})
+        write_json(json_path, {**result, "provenance": prov})
         click.echo(f"wrote {json_path}", err=True)
 
 

@@ -53,6 +53,13 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
     assert r["agreement"] == pytest.approx(agreement(probs["int8"], probs["float32"]))
     table = res.stdout
     assert "int8/float32 agreement: top-1" in table and "drop (float32 - int8)" in table
+    # everything an issue needs: the command, the machine and the package versions, then per-stage ms
+    head = table.splitlines()[:3]
+    assert head[0] == f"ferlite bench, {prov['date']}: {prov['command']}"
+    assert head[1].startswith("machine: ") and f"{prov['machine']['cpu_count']} CPUs" in head[1]
+    assert f"numpy {prov['versions']['numpy']}" in head[2] and "ai-edge-litert" in head[2]
+    assert sum(line.startswith("loop int8 threads=") and "detect " in line and "classify " in line
+               for line in table.splitlines()) == 2
     assert sum(line.split()[:2] in (["int8", "1"], ["int8", "2"], ["float32", "1"], ["float32", "2"])
                for line in table.splitlines()) == 4
 
