@@ -160,6 +160,9 @@ class ChaosSource:
             self.actions[frame.index]()
         return frame
 
+    def take_skipped(self):
+        return self.source.take_skipped()
+
     def close(self):
         self.source.close()
 
