@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby
 
-import cv2
 import numpy as np
+
+from .contract import resize
 
 NUM_COORDS = 16          # x, y, w, h + 6 keypoints (x, y)
 NMS_IOU = 0.3            # MediaPipe: NonMaxSuppressionCalculator min_suppression_threshold
@@ -169,8 +170,7 @@ class Letterbox:
 def fill_input(gray: np.ndarray, box: Letterbox, out: np.ndarray) -> np.ndarray:
     """Write the gray frame, resized into its letterbox and scaled to [-1, 1], into all 3 channels
     of ``out`` (1, S, S, 3) float32. The border keeps whatever ``out`` holds (-1 = black, set once)."""
-    interp = cv2.INTER_AREA if box.width < gray.shape[1] else cv2.INTER_LINEAR
-    small = cv2.resize(gray, (box.width, box.height), interpolation=interp)
+    small = resize(gray, (box.width, box.height))  # area when shrinking; the same pixels on x86 and ARM
     region = out[0, box.pad_y:box.pad_y + box.height, box.pad_x:box.pad_x + box.width]
     region[...] = (small.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0))[..., None]
     return out

@@ -52,15 +52,40 @@ def expand_box(box, frame_shape, margin: float = FACE_MARGIN) -> tuple[int, int,
 
 
 def face_to_input(face: np.ndarray) -> np.ndarray:
-    """Any face crop (gray or colour, any size) -> (48, 48) uint8: the model's input."""
+    """Any face crop (gray or colour, any size) -> (48, 48) uint8: the model's input.
+
+    ``resize``: area averaging when shrinking, bilinear when growing, bit-identical across CPUs.
+    It replaced a plain cv2 INTER_AREA / INTER_LINEAR: pixels move by less than one level on average,
+    and the shipped model's accuracy on PublicTest faces shown at 24-300 px moved by -0.4 to +0.2
+    points (scripts/crop_accuracy.py, docs/AARCH64.md). Training never resizes (FER2013 is 48x48),
+    so PREPROCESSING_VERSION stays 1 and models made before it need nothing new."""
     gray = to_gray(np.asarray(face))
     if gray.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {gray.dtype}")
-    if gray.shape == (INPUT_SIZE, INPUT_SIZE):
+    return resize(gray, (INPUT_SIZE, INPUT_SIZE))
+
+
+def resize(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A 2-D uint8 image resized to ``size`` (width, height), with the same pixels on x86 and ARM.
+
+    cv2.resize's INTER_AREA at fractional scales and its INTER_LINEAR round differently on x86
+    and aarch64 (docs/AARCH64.md); INTER_AREA by whole factors and INTER_LINEAR_EXACT are integer
+    arithmetic, bit-identical on both. So a shrink by a fractional r is a bilinear stretch to the
+    next whole multiple k = ceil(r) of the target, then INTER_AREA by exactly k: the same box
+    average over the same extent that INTER_AREA takes. Whole-factor shrinks (640x480 -> 128x96,
+    640 -> 320 wide) are plain INTER_AREA as before; growing is INTER_LINEAR_EXACT. Used for the
+    face crop below and for the detectors' input, so both see the same frames on every CPU.
+    """
+    h, w = gray.shape[:2]
+    tw, th = size
+    if (w, h) == (tw, th):
         return gray
-    # INTER_AREA when shrinking (what a camera crop almost always needs), linear when growing.
-    interp = cv2.INTER_AREA if min(gray.shape) >= INPUT_SIZE else cv2.INTER_LINEAR
-    return cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
+    kx, ky = -(-w // tw), -(-h // th)  # ceil: 1 on an axis that grows or keeps its size
+    if (w, h) != (tw * kx, th * ky):
+        gray = cv2.resize(gray, (tw * kx, th * ky), interpolation=cv2.INTER_LINEAR_EXACT)
+    if kx > 1 or ky > 1:
+        gray = cv2.resize(gray, (tw, th), interpolation=cv2.INTER_AREA)
+    return gray
 
 
 def crop_face(gray: np.ndarray, box, margin: float = FACE_MARGIN) -> np.ndarray:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from . import blazeface
+from .contract import resize
 from .errors import InputError
 from .interpreter import interpreter_class
 from .log import quiet_native_stderr
@@ -79,8 +80,8 @@ class HaarDetector:
     def detect(self, gray: np.ndarray) -> np.ndarray:
         h, w = gray.shape[:2]
         scale = min(1.0, self.detect_width / float(w)) if self.detect_width > 0 else 1.0
-        small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                     interpolation=cv2.INTER_AREA)
+        # contract.resize: the same pixels on x86 and ARM, so the cascade sees the same image on a Pi
+        small = gray if scale == 1.0 else resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))))
         m = max(1, int(round(self.min_size * scale)))
         boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors, minSize=(m, m))
