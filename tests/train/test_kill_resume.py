@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 0.05
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KILL_AFTER = 2  # epochs finished before the kill; the resumed session trains epoch 3 only
+FIGURES = ("accuracy", "macro_f1", "best_val_accuracy", "best_epoch", "epochs_run", "train_time_s")  # printed (-s)
 
 
 def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
@@ -117,6 +118,8 @@ def test_sigkill_then_resume(fer_full_csv, tmp_path, reference, where):
     assert before[1:] == reference["history"][1:1 + KILL_AFTER]
     assert abs(m["accuracy"] - ref["accuracy"]) <= 0.05
     assert abs(m["best_val_accuracy"] - ref["best_val_accuracy"]) <= 0.05
+    print(json.dumps({"where": where, "killed_state": state, "resumed": {k: m[k] for k in FIGURES},
+                      "uninterrupted": {k: ref[k] for k in FIGURES}, "resumed_wall_s": round(resumed["wall"], 1)}))
     # train_time_s: the session before the kill counts too (it was lost before)
     assert m["train_time_s"] >= round(state["train_time_s"], 1)
     assert m["train_time_s"] <= state["train_time_s"] + resumed["wall"] + 0.1
