@@ -123,6 +123,9 @@ class JsonlWriter:
         line = dumps(record) + "\n"
         if self._rotation_due(len(line)):
             self._rotate()
+            if record.get("type") == "summary":  # count the rotation this very line caused
+                record["log"] = self.stats()
+                line = dumps(record) + "\n"
         if (self.error is not None and not lines) or not self._put(lines + [line]):
             self._drop(record)  # a failed rotation or reopen, or this write
             return

@@ -336,6 +336,21 @@ def test_rotation_keep_zero(tmp_path):
     assert records[0]["type"] == "start" and records[-1]["frame"] == 99 and path.stat().st_size <= 1000
 
 
+def test_summary_that_rotates_counts_its_own_rotation(tmp_path):
+    """The summary line itself can push the file over the cap: its rotation count includes that one."""
+    path = tmp_path / "log.jsonl"
+    with JsonlWriter(path, max_mb=0.001, keep=1) as w:
+        w.write({"type": "start"})
+        frame = {"type": "frame", "pad": "x" * 8}
+        while path.stat().st_size + 2 * len(json.dumps(frame)) < 1000:  # fill to just under the cap
+            w.write(frame)
+        assert w.rotations == 0
+        summary = {"type": "summary", "frames": 1}
+        w.write(summary)
+    last = whole_lines(path.read_text())
+    assert last[0]["part"] == summary["log"]["rotations"] == 1 and last[-1] == summary
+
+
 @pytest.mark.parametrize("args, words", [
     (("--log-max-mb", "1"), "--log-max-mb needs --log FILE"),
     (("--log", "x.jsonl", "--log-keep", "5"), "--log-keep needs --log-max-mb"),
