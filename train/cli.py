@@ -13,7 +13,7 @@ import click
 from device.errors import EXIT_INTERRUPTED, InputError, exit_with, run_click
 from device.provenance import record
 
-from .config import CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
+from .config import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
 from .data import DataError
 from .registry import MODEL_NAMES, normalize_weights
 
@@ -40,6 +40,8 @@ PROG = "python -m train"
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=None)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=None)
+@click.option("--augmentation", type=click.Choice(AUGMENTATIONS), default=None,
+              help="paper: flip, rotation, shift, zoom; crop: flip and random crops of the padded face.")
 @click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)

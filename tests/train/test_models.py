@@ -104,3 +104,39 @@ def test_feature_cache_matches_full_model(r50_parts, tmp_path):
     full = np.asarray(assemble(augment, backbone, head)(x[..., None].astype(np.float32), training=False))
     np.testing.assert_allclose(cached, full, atol=2e-3)
     assert compute_features(backbone, x, tmp_path / "f.npy") is not None  # reused, not recomputed
+
+
+def test_crop_augmentation_shifts_whole_pixels():
+    """"crop": each training face is its padded self, shifted by at most CROP_PAD whole pixels (maybe
+    mirrored): no interpolated values; at inference the face passes unchanged."""
+    from train.augment import CROP_PAD, build_augment
+    aug = build_augment("crop", seed=1)
+    x = faces(16)
+    assert np.array_equal(np.asarray(aug(x, training=False)), x)
+    y = np.asarray(aug(x, training=True))
+    pad = np.pad(x, ((0, 0), (CROP_PAD, CROP_PAD), (CROP_PAD, CROP_PAD), (0, 0)))
+    for face, out in zip(pad, y):
+        windows = [w[dy:dy + 48, dx:dx + 48] for w in (face, face[:, ::-1])
+                   for dy in range(2 * CROP_PAD + 1) for dx in range(2 * CROP_PAD + 1)]
+        assert any(np.array_equal(out, w) for w in windows)
+    assert not np.array_equal(y, x)
+
+
+def test_unknown_augmentation_is_refused():
+    from train.augment import build_augment
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        build_augment("mixup")
+
+
+def test_random_erasing_fills_one_rectangle():
+    from train.layers import RandomErasing
+    layer = RandomErasing(1.0, seed=3)
+    x = faces(8)
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+    y = np.asarray(layer(x, training=True))
+    for face, out in zip(x, y):
+        rows, cols = np.nonzero((out != face)[..., 0])
+        assert rows.size > 0
+        box = out[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert np.all(box == box.flat[0])  # one gray, a filled rectangle
+        assert 0.02 * 48 * 48 * 0.5 <= box.size <= 0.25 * 48 * 48 + 96
