@@ -24,6 +24,7 @@ import numpy as np
 from .contract import INPUT_SIZE, crop_face
 from .detect import IoUTracker, Track
 from .overlay import annotate
+from .pace import Pacer
 from .sources import Frame, Source, SourceError
 
 STAGES = ("capture", "detect", "crop", "classify", "output")
@@ -87,7 +88,7 @@ class Loop:
                  detect_every: int = 3, max_frames: Optional[int] = None, fps_every: int = 30,
                  preview=None, video=None, stop: Optional[threading.Event] = None,
                  clock: Callable[[], float] = time.perf_counter, max_faces: int = MAX_FACES,
-                 log_frames: bool = True):
+                 log_frames: bool = True, max_fps: Optional[float] = None):
         if detect_every < 1:
             raise ValueError("detect_every must be >= 1")
         self.source, self.detector, self.tracker, self.classifier = source, detector, tracker, classifier
@@ -96,6 +97,7 @@ class Loop:
         self.preview, self.video = preview, video
         self.stop = stop if stop is not None else threading.Event()
         self.clock = clock
+        self.pacer = Pacer(max_fps, self.stop, clock)
         self.labels = list(classifier.labels)
         self.max_faces = max_faces
         self.log_frames = log_frames
@@ -177,6 +179,9 @@ class Loop:
                 if self.max_frames is not None and self.frames >= self.max_frames:
                     self.status = "max_frames"
                     break
+                self.pacer.wait()  # --max-fps: idle until the next frame's slot
+                if self.stop.is_set():
+                    continue
                 t0 = clk()
                 frame = self.source.read()
                 total["capture"] += clk() - t0
@@ -225,6 +230,9 @@ class Loop:
              "wall_s": round(wall, 3), "fps": round(self.frames / wall, 2),
              "latency_ms": self.timer.mean_ms(self.frames), "detect_every": self.detect_every,
              "events": dict(self.event_counts)}
+        if self.pacer.period:
+            s["max_fps"] = round(1.0 / self.pacer.period, 3)
+            s["idle_share"] = round(self.pacer.waited / wall, 3)  # of the wall time, waiting for the next slot
         if self.source.stills:
             s["skipped"] = self.skipped
         if self.error:

@@ -86,6 +86,7 @@ class RunOptions:
     loop: bool = False                       # play a clip or images again and again (scripts/soak.py)
     fps_every: int = 30
     max_frames: int | None = None
+    max_fps: float | None = None             # None: as fast as frames come (device/pace.py)
     preview: bool = False
     save_video: str | None = None
     camera_size: tuple[int, int] = (640, 480)
@@ -221,7 +222,7 @@ def run_loop(opts: RunOptions) -> dict:
         writer.write(start_record(opts, src, clf, model_path, width, name))
         loop = Loop(src, detector, IoUTracker(alpha=opts.smoothing), clf, monitor, writer,
                     detect_every=opts.detect_every, max_frames=opts.max_frames, fps_every=opts.fps_every,
-                    preview=preview, video=video, stop=stop)
+                    preview=preview, video=video, stop=stop, max_fps=opts.max_fps)
         return loop.run()
 
 
@@ -284,6 +285,8 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
 @click.option("--fps-every", type=click.IntRange(0), default=DEFAULTS.fps_every, show_default=True,
               help="Write an fps record every N frames (0: never).")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
+@click.option("--max-fps", type=click.FloatRange(0, min_open=True),
+              help="At most N frames a second: spares a Pi's cores and heat; a clip plays at that pace.")
 @click.option("--preview", is_flag=True, help="Show the annotated frames in a window (needs a display).")
 @click.option("--save-video", type=click.Path(dir_okay=False), help="Write the annotated frames to OUT.mp4 (mp4v).")
 @click.option("--camera-size", default=size_text(DEFAULTS.camera_size), show_default=True, callback=parse_size,

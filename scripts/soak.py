@@ -61,13 +61,16 @@ class SoakOptions:
     max_fps_drift: float = 0.10
     log_max_mb: float = 10.0             # the loop's own log, rotated: an hour of frame records is ~100 MB
     mode: str = "kiosk"
+    max_fps: float | None = None         # run.py --max-fps: a camera's pace instead of flat out
+    nice: int = 0                        # the loop's priority (negative: ahead of other work; needs root)
 
 
 # -- the loop under test ----------------------------------------------------------------------
 
 def loop_command(opts: SoakOptions, log: Path) -> list[str]:
     return [sys.executable, str(RUN_PY), "--source", opts.clip, "--loop", "--mode", opts.mode,
-            "--log", str(log), "--log-max-mb", str(opts.log_max_mb), "--log-keep", "1"]
+            "--log", str(log), "--log-max-mb", str(opts.log_max_mb), "--log-keep", "1"] + \
+        (["--max-fps", str(opts.max_fps)] if opts.max_fps else [])
 
 
 def proc_sample(pid: int) -> dict:
@@ -251,7 +254,8 @@ def run_soak(opts: SoakOptions, argv: list[str], say=lambda s: click.echo(s, err
     say(f"soak: {' '.join(cmd)} for {opts.minutes:g} min, a sample every {opts.every:g} s")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with open(out / "loop.stdout", "w") as so, open(out / "loop.stderr", "w") as se:
-        proc = subprocess.Popen(cmd, stdout=so, stderr=se, env=env, cwd=ROOT)
+        nice = (lambda: os.setpriority(os.PRIO_PROCESS, 0, opts.nice)) if opts.nice else None
+        proc = subprocess.Popen(cmd, stdout=so, stderr=se, env=env, cwd=ROOT, preexec_fn=nice)
     tail = LogTail(log)
     try:
         rows = sample_loop(proc, tail, opts, say)
@@ -295,10 +299,16 @@ def last_summary(stdout: Path) -> dict:
 @click.option("--log-max-mb", type=click.FloatRange(0.01), default=SoakOptions.log_max_mb, show_default=True,
               help="The loop's log is rotated at this size (one old file kept).")
 @click.option("--mode", type=click.Choice(["kiosk", "driver", "none"]), default=SoakOptions.mode, show_default=True)
+@click.option("--max-fps", type=click.FloatRange(0, min_open=True), default=None,
+              help="Pace the loop like a camera (run.py --max-fps); fps drift is then judged at that pace.")
+@click.option("--nice", type=click.IntRange(-20, 19), default=SoakOptions.nice, show_default=True,
+              help="The loop's nice value: negative keeps its pace on a machine that also trains (root).")
 @click.pass_context
 def main(ctx, **options):
     """Run the device loop on a looped clip for a long time; fail on leaks or a slowing loop."""
     opts = SoakOptions(**options)
+    if opts.nice < 0 and os.geteuid() != 0:
+        raise click.UsageError("--nice below 0 needs root")
     result = run_soak(opts, ctx.obj)
     v = result["verdict"]
     click.echo(dumps({k: v.get(k) for k in ("passed", "rss_mb_first", "rss_mb_after_warmup", "rss_mb_end",
