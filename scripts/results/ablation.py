@@ -1,0 +1,49 @@
+"""The ablation table of docs/RESULTS.md: every recipe tried on the official split, side by side.
+
+One row per finished run (and its mirror-image twin when `convert --flip-tta` made one), so a
+reader sees what each idea bought at what cost. Model selection used the validation faces carved
+from Training; PublicTest is only reported.
+"""
+from __future__ import annotations
+
+from .collect import Run, g, latency, recorded, scores, split_kind
+from .text import NOT_RUN, duration, ms, pct, size, table
+
+
+def recipe_short(cfg: dict) -> str:
+    """What sets a recipe apart, in a few words."""
+    opt = "Adam" if cfg.get("optimizer", "adam") == "adam" else "SGD+Nesterov"
+    sched = cfg.get("lr_schedule", "cosine") + (f" +{cfg['warmup']:.0%} warm-up" if cfg.get("warmup") else "")
+    aug = cfg.get("augmentation", "paper") if cfg.get("augment", True) else "no"
+    parts = [f"`{cfg.get('model', '?')}`", f"{opt} {cfg.get('lr')} {sched}", f"{aug} augmentation",
+             f"batch {cfg.get('batch_size')}", f"class weights {cfg.get('class_weights')}"]
+    parts += [f"{label} {cfg[k]}" for k, label in (("erasing", "erasing"), ("label_smoothing", "label smoothing"),
+                                                   ("weight_decay", "weight decay")) if cfg.get(k)]
+    return ", ".join(parts)
+
+
+def ablation_row(run: Run, flip: bool = False) -> list[str]:
+    r = run.flip if flip else run
+    k, i8 = scores(r, "keras"), scores(r, "int8")
+    cmd = recorded(run.config).get("command")
+    return [f"`{r.name}`", recipe_short(run.cfg) + (" + mirror-image average in the file" if flip else ""),
+            f"`{cmd}`" if cmd else NOT_RUN, str(run.metrics.get("epochs_run", "?")),
+            duration(run.metrics.get("train_time_s")), pct(k.get("accuracy")),
+            pct(scores(r, "float32").get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")),
+            size(i8.get("size_bytes")), ms(latency(r, "int8", "bench") or latency(r, "int8", "report"))]
+
+
+def ablation_section(runs: list[Run]) -> list[str]:
+    official = [r for r in runs if split_kind(r) == "official" and not r.random_init]
+    if not official:
+        return []
+    rows = []
+    for r in sorted(official, key=lambda r: scores(r.flip or r, "int8").get("accuracy") or 0):
+        rows += [ablation_row(r)] + ([ablation_row(r, flip=True)] if r.flip else [])
+    lines = ["## Ablation: recipes tried on the official split", "",
+             "Every finished run on the official split (train on Training less a validation tenth, report on "
+             "PublicTest), worst to best. Epochs and the kept checkpoint were chosen on the validation faces, "
+             "never on PublicTest. Accuracy and macro-F1 on PublicTest; latency: one face, 1 thread, median. "
+             "Training times are on the machine named above, often shared with other work.", ""]
+    return lines + table(["run", "recipe", "training command", "epochs", "train time", "Keras acc", "float32 acc",
+                          "int8 acc", "int8 macro-F1", "int8 size", "int8 ms/face"], rows) + [""]
