@@ -69,12 +69,12 @@ def expected_sha256(meta: dict, cfg: dict | None = None) -> str | None:
     return None
 
 
-def resolve_data_path(cfg_data, run_dir, override=None) -> Path:
+def resolve_data_path(cfg_data, run_dir, override=None, what: str = "training data", flag: str = "--data") -> Path:
     """The data file to load: ``--data`` if given, else config.json's ``data`` (relative to cwd or the run)."""
     if override is not None:
         p = Path(override)
         if not p.is_file():
-            raise CalibrationError(f"--data file not found: {p}")
+            raise CalibrationError(f"{flag} file not found: {p}")
         return p
     if not cfg_data:
         raise CalibrationError("the run's config.json names no 'data' file; pass --data PATH "
@@ -84,14 +84,16 @@ def resolve_data_path(cfg_data, run_dir, override=None) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise CalibrationError(f"training data not found: {p} (named in the run's config.json); pass --data PATH "
+    raise CalibrationError(f"{what} not found: {p} (named in the run's config.json); pass {flag} PATH "
                            "to the moved file (int8 calibration needs the real training faces, never random data)")
 
 
-def load_run_data(run_dir, cfg: dict, meta: dict, data=None) -> RunData:
-    """Re-load the run's data and split with ``train.data`` exactly as training did; check the sha256."""
+def load_run_data(run_dir, cfg: dict, meta: dict, data=None, ferplus=None) -> RunData:
+    """Re-load the run's data, labels and split with ``train.data`` and ``train.ferplus`` exactly as training
+    did; check the sha256s. ``ferplus``: the run's FER+ votes file, if it moved since training."""
     try:
         from train.data import load_fer2013, make_split
+        from train.ferplus import evaluable
     except ImportError as e:
         raise CalibrationError(f"cannot re-load the run's data: train.data is unavailable ({e})") from None
     missing = [k for k in ("split", "seed", "val_fraction") if k not in cfg]
@@ -110,10 +112,16 @@ def load_run_data(run_dir, cfg: dict, meta: dict, data=None) -> RunData:
     elif want != actual:
         raise CalibrationError(f"{path} has sha256 {actual[:12]}..., but the run was trained on {want[:12]}...: "
                                "pass --data with the run's own data file")
+    fp = _ferplus_labels(ds, run_dir, cfg, meta, ferplus)
+    if fp is not None:
+        ds = fp.ds
     try:
         split = make_split(ds, cfg["split"], cfg["seed"], cfg["val_fraction"])
     except Exception as e:
         raise CalibrationError(f"cannot rebuild the run's split {cfg['split']!r}: {e}") from None
+    if fp is not None:
+        split = evaluable(split, fp.majority)  # scored on FER+ majority labels, as training was
+        notes.append(f"labels: FER+ votes ({cfg.get('label_scheme')} scheme), evaluated on majority labels")
     train = split.train  # calibration pool: the whole training side (a --limit run trained on a subsample of it)
     if cfg.get("limit"):
         try:
@@ -127,6 +135,27 @@ def load_run_data(run_dir, cfg: dict, meta: dict, data=None) -> RunData:
                    train=np.asarray(train, np.int64), val=np.asarray(split.val, np.int64),
                    test=np.asarray(split.test, np.int64), split_kind=str(getattr(split, "kind", cfg["split"])),
                    test_name=str(getattr(split, "test_name", "test")), path=path, sha256=actual, notes=notes)
+
+
+def _ferplus_labels(ds, run_dir, cfg: dict, meta: dict, override):
+    """The run's FER+ relabelling (train.ferplus.load_labels), its votes file checked by sha256; None for FER2013 labels."""
+    from train.ferplus import load_labels
+    if cfg.get("labels", "fer2013") == "fer2013":
+        if override is not None:
+            raise CalibrationError("--ferplus given, but the run was trained on FER2013's own labels")
+        return None
+    if override is None and not cfg.get("ferplus"):
+        raise CalibrationError("the run's config.json names no 'ferplus' votes file; pass --ferplus PATH")
+    path = resolve_data_path(cfg.get("ferplus"), run_dir, override, what="FER+ votes", flag="--ferplus")
+    try:
+        fp = load_labels(ds, cfg["labels"], path, cfg.get("label_scheme", "majority"))
+    except Exception as e:
+        raise CalibrationError(f"cannot load the FER+ votes {path}: {e}") from None
+    want = (meta.get("data") or {}).get("ferplus_sha256")
+    if want and want != fp.votes.sha256:
+        raise CalibrationError(f"{path} has sha256 {fp.votes.sha256[:12]}..., but the run was trained on "
+                               f"{want[:12]}...: pass --ferplus with the run's own votes file")
+    return fp
 
 
 def preprocess(faces) -> np.ndarray:

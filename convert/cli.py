@@ -26,6 +26,7 @@ PROG = "python -m convert"
 @click.option("--out", type=str, default=None, help="Output folder (default: the run folder).")
 @click.option("--calib", type=int, default=None, help=f"Calibration faces for --int8 (default {cal.DEFAULT_CALIB}).")
 @click.option("--data", type=str, default=None, help="The run's data file, if it moved since training.")
+@click.option("--ferplus", type=str, default=None, help="The run's FER+ votes file, if it moved since training.")
 @click.option("--eval-limit", type=int, default=None, help="Evaluate on at most N faces (default: all).")
 @click.option("--max-drop", type=float, default=None,
               help="Exit 5 when the int8 accuracy drop vs float32 exceeds PP percentage points.")

@@ -60,7 +60,7 @@ class Evaluation:
 
 def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False, dynamic: bool = False,
         out: str | os.PathLike | None = None, calib: int = cal.DEFAULT_CALIB, data: str | os.PathLike | None = None,
-        eval_limit: int | None = None, max_drop: float | None = None, eval_faces: int = rep.DEFAULT_EVAL_FACES,
+        ferplus: str | os.PathLike | None = None, eval_limit: int | None = None, max_drop: float | None = None, eval_faces: int = rep.DEFAULT_EVAL_FACES,
         latency_runs: int = DEFAULT_LATENCY_RUNS, threads: int | None = None, flip_tta: bool = False,
         progress: bool = True, provenance: dict | None = None) -> ConvertResult:
     """Convert a training run folder to TFLite, score every model on the run's evaluation split, write the report.
@@ -84,7 +84,7 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
         from train.models import with_flip_average
         model = with_flip_average(model)
     seed = int(cfg.get("seed", 0) or 0)
-    run_data = cal.load_run_data(run_dir, cfg, meta, data)  # the run's own data and split
+    run_data = cal.load_run_data(run_dir, cfg, meta, data, ferplus)  # the run's own data, labels and split
     calib_faces, _, calib_stats = (cal.calibration_faces(run_data.faces, run_data.train, calib, seed)
                                    if int8 else (None, None, None))
     ev = evaluation(run_data, eval_limit, seed)

@@ -20,7 +20,7 @@ from device.metrics import agreement, evaluate
 
 FORMAT = "ferlite-convert-report/1"
 DEFAULT_EVAL_FACES = 500
-RUN_CONFIG_KEYS = ("data", "split", "seed", "val_fraction", "model")  # the run's config, as the report repeats it
+RUN_CONFIG_KEYS = ("data", "split", "seed", "val_fraction", "model", "labels", "ferplus", "label_scheme")  # as the report repeats it
 
 # Why an op may be left in float in an int8 graph, for the report.
 FLOAT_OP_REASONS = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from . import contract
 from .atomic import write_json
@@ -21,12 +22,13 @@ class MetadataError(InputError):
     """A metadata file is missing, unreadable or does not fit this runtime."""
 
 
-def make_metadata(model_name: str, **extra) -> dict:
-    """Metadata for a model trained on this contract; ``extra`` holds data/split/provenance."""
+def make_metadata(model_name: str, labels: Sequence[str] = contract.LABELS, **extra) -> dict:
+    """Metadata for a model trained on this contract; ``labels``: its outputs' names in order (FER2013's
+    seven unless the run says otherwise, e.g. FER+'s eight); ``extra`` holds data/split/provenance."""
     return {
         "format": FORMAT,
         "model": model_name,
-        "labels": list(contract.LABELS),
+        "labels": list(labels),
         "input_shape": list(contract.INPUT_SHAPE),
         "input_range": list(contract.INPUT_RANGE),
         "preprocessing_version": contract.PREPROCESSING_VERSION,

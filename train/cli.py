@@ -13,8 +13,9 @@ import click
 from device.errors import EXIT_INTERRUPTED, InputError, exit_with, run_click
 from device.provenance import record
 
-from .config import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
+from .config import AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
 from .data import DataError
+from .ferplus import DEFAULT_FOLDERS, DEFAULT_NAMES, SCHEMES, FerplusError, default_votes_path
 from .registry import MODEL_NAMES, normalize_weights
 
 PROG = "python -m train"
@@ -58,11 +59,23 @@ PROG = "python -m train"
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None)
 @click.option("--resume", is_flag=True, default=False, help="Continue an interrupted run in --out.")
 @click.option("--limit", type=click.IntRange(min=14), default=None, help="Subsample to about N rows (smoke runs).")
+@click.option("--labels", type=click.Choice(LABEL_SOURCES), default=None,
+              help="fer2013: the file's own 7 labels (default); ferplus: FER+'s 10 annotators' votes, 8 classes.")
+@click.option("--ferplus", default=None,
+              help=f"FER+ votes file, line-aligned with --data (default: {' or '.join(DEFAULT_NAMES)} beside "
+                   f"--data or in its {DEFAULT_FOLDERS[-1]}/).")
+@click.option("--label-scheme", type=click.Choice(SCHEMES), default=None,
+              help="FER+: majority (ties, unknown, NF dropped), soft (the vote distribution as target), "
+                   "pld (a label drawn from the votes each epoch).")
 @click.pass_context
 def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
-    """Train a facial-expression model on FER2013 into a run folder."""
+    """Train a facial-expression model on FER2013 (or its FER+ votes) into a run folder."""
     if not Path(data).exists():
         raise DataError(f"{data}: no such file or folder")
+    if opts["labels"] == "ferplus":
+        opts["ferplus"] = opts["ferplus"] or _default_votes(data)
+        if not Path(opts["ferplus"]).is_file():
+            raise FerplusError(f"--ferplus {opts['ferplus']}: no such file")
     weights = opts.pop("weights")
     if normalize_weights(weights) not in (None, "imagenet"):
         if not Path(weights).is_file():
@@ -72,6 +85,14 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     from .fit import train_run  # Keras/TF load only once the flags are known to be good
     train_run(cfg, provenance=record(PROG, ctx.obj, cfg))  # config.json keeps the command as typed
+
+
+def _default_votes(data: str) -> str:
+    found = default_votes_path(data)
+    if found is None:
+        raise click.UsageError(f"--labels ferplus needs --ferplus PATH: no {' or '.join(DEFAULT_NAMES)} beside "
+                               f"{data} or in {Path(data).parent / DEFAULT_FOLDERS[-1]}/")
+    return str(found)
 
 
 def run(argv=None) -> int:

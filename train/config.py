@@ -10,13 +10,19 @@ from dataclasses import dataclass, field
 
 from device.errors import UsageError
 
+from .ferplus import LABEL_SETS, SCHEMES
+
 # The paper's class weights (sec. 3), in LABELS order: Angry Disgust Fear Happy Sad Surprise Neutral.
 PAPER_CLASS_WEIGHTS = (0.1, 0.3, 0.3, 1.0, 0.3, 0.3, 0.1)
+# FER+'s eighth class has no paper weight: Contempt gets the 0.3 the paper gives every class but
+# Happy, Angry and Neutral (a rare class, like Disgust). Used by --class-weights paper with --labels ferplus.
+PAPER_CONTEMPT_WEIGHT = 0.3
 CLASS_WEIGHTS = ("paper", "balanced", "none")
 SPLITS = ("official", "random80")
 LR_SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adam", "sgd")
 AUGMENTATIONS = ("paper", "crop")  # train/augment.py builds each
+LABEL_SOURCES = tuple(LABEL_SETS)   # fer2013: the file's own labels; ferplus: FER+ votes (train/ferplus.py)
 
 
 class ConfigError(UsageError):
@@ -55,6 +61,9 @@ class TrainConfig:
     cache_views: int = 2                  # augmented views cached per training face (view 0 is plain)
     resume: bool = False
     limit: int | None = None              # subsample to about this many rows (smoke runs)
+    labels: str = "fer2013"               # fer2013 | ferplus (train/ferplus.py: 8 classes, Contempt last)
+    ferplus: str | None = None            # the FER+ votes file, line-aligned with data (labels ferplus)
+    label_scheme: str = "majority"        # majority | soft | pld (FER+ only; see train/ferplus.py)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -108,6 +117,12 @@ def validate(cfg: TrainConfig) -> None:
         (0 < cfg.val_fraction < 1, f"val fraction must be in (0, 1), got {cfg.val_fraction}"),
         (cfg.cache_views >= 1, f"cache views must be >= 1, got {cfg.cache_views}"),
         (cfg.limit is None or cfg.limit >= 14, "limit must be at least 14 rows"),
+        (cfg.labels in LABEL_SOURCES, f"labels must be one of {', '.join(LABEL_SOURCES)}, got {cfg.labels!r}"),
+        (cfg.label_scheme in SCHEMES, f"label scheme must be one of {', '.join(SCHEMES)}, got {cfg.label_scheme!r}"),
+        (cfg.labels == "ferplus" or cfg.label_scheme == "majority",
+         f"--label-scheme {cfg.label_scheme} needs --labels ferplus (FER2013 has one label per face)"),
+        (cfg.labels == "ferplus" or not cfg.ferplus, "--ferplus needs --labels ferplus"),
+        (cfg.labels != "ferplus" or bool(cfg.ferplus), "--labels ferplus needs --ferplus PATH (the FER+ votes file)"),
         (bool(cfg.data), "no data path given"),
         (bool(cfg.out), "no output folder given"),
     ]

@@ -23,14 +23,15 @@ import keras
 import numpy as np
 
 from device.atomic import atomic_path, write_json
-from device.contract import LABELS, as_batch
+from device.contract import as_batch
 from device.metadata import make_metadata, write_metadata
 from device.metrics import evaluate
 
 from . import report
 from .cache import FeatureBatches, cache_split
-from .config import PAPER_CLASS_WEIGHTS, ConfigError, TrainConfig
+from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig
 from .data import Split, load_fer2013, make_split
+from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, evaluable, load_labels
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
 from .models import assemble, build_model, build_resnet50_parts, unfreeze_top
 from .registry import MODELS, normalize_weights
@@ -39,7 +40,8 @@ DEFAULTS = TrainConfig().to_dict()
 
 # Must match between a run and its --resume: they decide the data, the split or the network.
 RESUME_KEYS = ("data", "model", "split", "seed", "val_fraction", "limit", "augment", "augmentation",
-               "dropout", "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing")
+               "dropout", "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing",
+               "labels", "ferplus", "label_scheme")
 
 
 def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
@@ -50,7 +52,13 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     keras.utils.set_random_seed(cfg.seed)
 
     ds = load_fer2013(cfg.data)
+    fp = load_labels(ds, cfg.labels, cfg.ferplus, cfg.label_scheme)  # None: FER2013's own labels
+    if fp is not None:
+        ds = fp.ds
+        print(describe(fp, cfg.label_scheme))
     split = make_split(ds, cfg.split, cfg.seed, cfg.val_fraction)
+    if fp is not None:
+        split = evaluable(split, fp.majority)
     if cfg.limit:
         split = limit_split(split, cfg.limit, cfg.seed)
     print(split.summary())
@@ -58,9 +66,11 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
     write_json(out / "config.json", {**cfg.to_dict(), **({"provenance": provenance} if provenance else {})})
 
-    train_w = sample_weights(ds.labels[split.train], cfg.class_weights)
-    data = dict(train=(ds.faces[split.train], ds.labels[split.train], train_w),
-                val=(ds.faces[split.val], ds.labels[split.val]))
+    n_classes = len(LABEL_SETS[cfg.labels])
+    # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.
+    train_w = sample_weights(ds.labels[split.train], cfg.class_weights, n_classes)
+    data = dict(train=(ds.faces[split.train], train_targets(cfg, fp, split.train, ds.labels), train_w),
+                val=(ds.faces[split.val], val_targets(cfg, ds.labels[split.val], n_classes)))
     history = report.read_history(out / "history.csv")[:state["epoch"]]
     t0, before = time.time(), state["train_time_s"]  # the time of the sessions before this one (a kill, a Ctrl-C)
     if state["epoch"] < cfg.epochs:
@@ -69,7 +79,27 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
         _phase2(cfg, out, data, state, history)
     state["train_time_s"] = before + (time.time() - t0)
     write_json(out / "state.json", state)
-    return _finish(cfg, out, ds, split, state, history)
+    return _finish(cfg, out, ds, split, state, history, fp)
+
+
+def _soft(cfg: TrainConfig) -> bool:
+    """Distributions as targets (a dense loss), not integer labels."""
+    return cfg.labels == "ferplus" and cfg.label_scheme == "soft"
+
+
+def train_targets(cfg: TrainConfig, fp, idx: np.ndarray, labels: np.ndarray):
+    """model.fit's y for the training faces: integer labels, (n, 8) vote distributions (soft), or for pld
+    a function epoch -> that epoch's drawn labels."""
+    if fp is None:
+        return labels[idx]
+    if cfg.label_scheme == "pld":
+        return lambda epoch: fp.targets(idx, "pld", cfg.seed, epoch)
+    return fp.targets(idx, cfg.label_scheme)
+
+
+def val_targets(cfg: TrainConfig, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Validation is on majority labels; one-hot for the soft scheme, whose loss and accuracy read distributions."""
+    return np.eye(n_classes, dtype=np.float32)[labels] if _soft(cfg) else labels
 
 
 def _prepare_folder(out: Path, cfg: TrainConfig) -> dict:
@@ -103,15 +133,17 @@ def limit_split(split: Split, limit: int, seed: int) -> Split:
                  split.duplicate_groups, split.dropped)
 
 
-def sample_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
+def sample_weights(labels: np.ndarray, mode: str, n_classes: int = len(PAPER_CLASS_WEIGHTS)) -> np.ndarray | None:
     """Per-sample loss weights: the paper's vector, inverse class frequency ("balanced"), or none."""
     if mode == "none":
         return None
     if mode == "paper":
-        w = np.asarray(PAPER_CLASS_WEIGHTS, np.float32)
+        w = np.asarray((*PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT)[:n_classes], np.float32)
+        if len(w) != n_classes:
+            raise ConfigError(f"the paper's class weights cover {len(w)} classes, not {n_classes}")
     elif mode == "balanced":
-        counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float32)
-        w = len(labels) / (len(LABELS) * np.maximum(counts, 1))
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float32)
+        w = len(labels) / (n_classes * np.maximum(counts, 1))
     else:
         raise ConfigError(f"unknown class weights {mode!r}")
     return w[labels].astype(np.float32)
@@ -125,9 +157,13 @@ def _optimizer(cfg: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
 
 
 def _compile(model: keras.Model, cfg: TrainConfig, lr: float) -> keras.Model:
-    # The plain Keras loss when there is no smoothing, so the paper's runs are exactly what they were.
-    loss = (SparseSmoothedCrossentropy(cfg.label_smoothing) if cfg.label_smoothing
-            else "sparse_categorical_crossentropy")
+    # The plain Keras loss when there is no smoothing, so the paper's runs are exactly what they were;
+    # FER+'s soft scheme: cross-entropy against the vote distribution.
+    if _soft(cfg):
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    else:
+        loss = (SparseSmoothedCrossentropy(cfg.label_smoothing) if cfg.label_smoothing
+                else "sparse_categorical_crossentropy")
     model.compile(optimizer=_optimizer(cfg, lr), loss=loss, metrics=["accuracy"])  # metrics unweighted
     return model
 
@@ -148,6 +184,17 @@ def _batches(faces_or_views, labels, weights, cfg, shuffle, seed_offset=0) -> di
             "batch_size": cfg.batch_size, "shuffle": shuffle}
 
 
+def _train_batches(faces_or_views, targets, weights, cfg, first_epoch) -> dict | object:
+    """The training side for model.fit: ``_batches``, or for targets drawn anew each epoch (pld) a function
+    epoch -> its batches (the faces converted once; only y changes)."""
+    if not callable(targets):
+        return _batches(faces_or_views, targets, weights, cfg, True, first_epoch)
+    fixed = _batches(faces_or_views, targets(first_epoch), weights, cfg, True, first_epoch)
+    if "y" in fixed:
+        return lambda epoch: {**fixed, "y": np.asarray(targets(epoch))}
+    return lambda epoch: _batches(faces_or_views, targets(epoch), weights, cfg, True, epoch)
+
+
 def _phase1(cfg, out, data, state, history):
     (tx, ty, tw), (vx, vy) = data["train"], data["val"]
     resuming = state["epoch"] > 0 and (out / "checkpoint.keras").exists()
@@ -159,12 +206,13 @@ def _phase1(cfg, out, data, state, history):
         else:
             dropout = MODELS[cfg.model].dropout if cfg.dropout is None else cfg.dropout
             augment, backbone, head = build_resnet50_parts(normalize_weights(cfg.weights), cfg.keep_stem_pool,
-                                                           _augment(cfg), dropout, cfg.seed)
+                                                           _augment(cfg), dropout, cfg.seed,
+                                                           len(LABEL_SETS[cfg.labels]))
             _compile(head, cfg, cfg.lr)
         views, val_feats = cache_split(backbone, augment if cfg.augment else None, tx, vx, out / "cache",
                                        cfg.cache_views if cfg.augment else 1)
         full = assemble(augment, backbone, head)
-        _fit(head, lambda: full, _batches(views, ty, tw, cfg, True, state["epoch"]),
+        _fit(head, lambda: full, _train_batches(views, ty, tw, cfg, state["epoch"]),
              _batches([val_feats], vy, None, cfg, False), cfg.epochs, "frozen", out, state, history,
              _schedule(cfg, cfg.lr, 0, cfg.epochs))
     else:
@@ -173,8 +221,9 @@ def _phase1(cfg, out, data, state, history):
         else:
             model = _compile(build_model(cfg.model, weights=normalize_weights(cfg.weights),
                                          keep_stem_pool=cfg.keep_stem_pool, augment=_augment(cfg),
-                                         dropout=cfg.dropout, seed=cfg.seed, erasing=cfg.erasing), cfg, cfg.lr)
-        _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]),
+                                         dropout=cfg.dropout, seed=cfg.seed, erasing=cfg.erasing,
+                                         num_classes=len(LABEL_SETS[cfg.labels])), cfg, cfg.lr)
+        _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"]),
              _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
              out, state, history, _schedule(cfg, cfg.lr, 0, cfg.epochs))
 
@@ -189,7 +238,7 @@ def _phase2(cfg, out, data, state, history):
         if cfg.model == "resnet50":
             print(f"fine-tuning: {unfreeze_top(model)} conv5 layers unfrozen")
         _compile(model, cfg, cfg.lr / 10)
-    _fit(model, lambda: model, _batches(tx, ty, tw, cfg, True, state["epoch"]), _batches(vx, vy, None, cfg, False),
+    _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"]), _batches(vx, vy, None, cfg, False),
          cfg.epochs + cfg.fine_tune_epochs, "fine_tune", out, state, history,
          _schedule(cfg, cfg.lr / 10, cfg.epochs, cfg.epochs + cfg.fine_tune_epochs))
 
@@ -220,8 +269,14 @@ def _fit(model, export, train, val, epochs, phase, out, state, history, schedule
     # One line per epoch when logging to a file: a progress bar redrawn per batch bloats the log.
     verbose = 1 if sys.stdout.isatty() else 2
     val_data = val["x"] if "y" not in val else (val["x"], val["y"])
-    model.fit(**train, validation_data=val_data, validation_batch_size=val.get("batch_size"), epochs=epochs,
-              initial_epoch=state["epoch"], callbacks=cbs, verbose=verbose)
+    if not callable(train):
+        model.fit(**train, validation_data=val_data, validation_batch_size=val.get("batch_size"), epochs=epochs,
+                  initial_epoch=state["epoch"], callbacks=cbs, verbose=verbose)
+        return
+    # Labels drawn anew each epoch (pld): one fit call per epoch; the callbacks see the true epoch numbers.
+    while state["epoch"] < epochs:
+        model.fit(**train(state["epoch"]), validation_data=val_data, validation_batch_size=val.get("batch_size"),
+                  epochs=state["epoch"] + 1, initial_epoch=state["epoch"], callbacks=cbs, verbose=verbose)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -258,18 +313,25 @@ def _save(model: keras.Model, path: Path) -> None:
         model.save(tmp)
 
 
-def _finish(cfg, out, ds, split, state, history) -> Path:
-    """Best model -> model.keras + metadata.json; score it once on the test split; plots."""
+def _finish(cfg, out, ds, split, state, history, fp=None) -> Path:
+    """Best model -> model.keras + metadata.json; score it once on the test split (FER+: majority labels); plots."""
+    names = LABEL_SETS[cfg.labels]
     model = keras.models.load_model(out / "best.keras")
     test = evaluate(lambda f: model.predict_on_batch(as_batch(f)), ds.faces[split.test], ds.labels[split.test],
-                    batch_size=max(cfg.batch_size, 64))
+                    class_names=names, batch_size=max(cfg.batch_size, 64))
     with atomic_path(out / "model.keras") as tmp:
         shutil.copyfile(out / "best.keras", tmp)
     data_info = {"path": cfg.data, "sha256": ds.sha256, "split": split.kind, "test_split": split.test_name,
-                 "seed": cfg.seed, "val_fraction": cfg.val_fraction, "limit": cfg.limit}
-    write_metadata(out, make_metadata(cfg.model, data=data_info, params=int(model.count_params()),
-                                      val_accuracy=state["best_val_accuracy"], test_accuracy=test["accuracy"]))
+                 "seed": cfg.seed, "val_fraction": cfg.val_fraction, "limit": cfg.limit, "labels": cfg.labels}
+    label_info = {} if fp is None else {
+        "ferplus": cfg.ferplus, "ferplus_sha256": fp.votes.sha256, "label_scheme": cfg.label_scheme,
+        "ferplus_split": FERPLUS_SPLITS.get(split.test_name), "left_out": fp.dropped}
+    write_metadata(out, make_metadata(cfg.model, labels=names, data={**data_info, **label_info},
+                                      params=int(model.count_params()), val_accuracy=state["best_val_accuracy"],
+                                      test_accuracy=test["accuracy"]))
     metrics = {**{k: v for k, v in test.items() if k != "probs"}, "split": split.test_name,
+               "label_set": cfg.labels, **({"label_scheme": cfg.label_scheme, "evaluated_on": "FER+ majority labels",
+                                           "ferplus_split": FERPLUS_SPLITS.get(split.test_name)} if fp else {}),
                "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
                "best_val_accuracy": state["best_val_accuracy"], "train_time_s": round(state["train_time_s"], 1),
                "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
@@ -277,7 +339,7 @@ def _finish(cfg, out, ds, split, state, history) -> Path:
     report.write_metrics(out / "metrics.json", metrics)
     report.plot_curves(out / "curves.png", history)
     report.plot_confusion(out / "confusion.png", test["confusion"],
-                          f"{cfg.model} on {split.test_name}: acc {test['accuracy']:.3f}")
+                          f"{cfg.model} on {split.test_name}: acc {test['accuracy']:.3f}", names)
     print(f"test ({split.test_name}, n={len(split.test)}): accuracy {test['accuracy']:.4f}, "
           f"macro-F1 {test['macro_f1']:.4f}; best val {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}")
     print(f"wrote {out}")

@@ -1,4 +1,5 @@
-"""The three models of the paper. Input "face": (48, 48, 1) float32 raw 0..255; output: 7 softmax probs.
+"""The three models of the paper. Input "face": (48, 48, 1) float32 raw 0..255; output: one softmax prob
+per label (FER2013's 7 by default, ``num_classes=8`` for FER+'s labels, train/ferplus.py).
 
 Keras 3 layers and keras.ops only (no tf.*), so every model builds on TF, JAX or torch.
 Rescaling and augmentation are layers inside the model: the exported file takes the plain face.
@@ -28,16 +29,16 @@ def _conv_bn_relu(x, filters, kernel=3, name=None):
     return layers.ReLU()(x)
 
 
-def _classifier(x, units, dropout):
+def _classifier(x, units, dropout, num_classes=NUM_CLASSES):
     for u in units:
         x = layers.Dense(u, use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.Dropout(dropout)(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="probs")(x)
+    return layers.Dense(num_classes, activation="softmax", name="probs")(x)
 
 
-def vanilla_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
+def vanilla_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
     """Conv-BN-ReLU blocks with max pooling, then a dense head (~1.2M params, ~75M MACs)."""
     inp = face_input()
     x = build_augment(augment, seed=seed, erasing=erasing)(inp)
@@ -48,7 +49,7 @@ def vanilla_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Mode
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(dropout)(x)
-    return keras.Model(inp, _classifier(x, (256,), dropout), name="vanilla_cnn")
+    return keras.Model(inp, _classifier(x, (256,), dropout, num_classes), name="vanilla_cnn")
 
 
 def _residual_block(x, filters):
@@ -59,7 +60,7 @@ def _residual_block(x, filters):
     return layers.ReLU()(layers.Add()([shortcut, y]))
 
 
-def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
+def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
     """Two conv-BN-ReLU per block (32-64-128-256), max pooling, global average pooling, Dense 256.
 
     vanilla_cnn's size (~1.24M params) but VGG's shape: a second conv at every scale sees more
@@ -73,10 +74,10 @@ def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
         x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    return keras.Model(inp, _classifier(x, (256,), dropout), name="vgg_cnn")
+    return keras.Model(inp, _classifier(x, (256,), dropout, num_classes), name="vgg_cnn")
 
 
-def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Model:
+def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
     """Fewer plain conv blocks, plus residual blocks (identity shortcuts) at each scale."""
     inp = face_input()
     x = build_augment(augment, seed=seed, erasing=erasing)(inp)
@@ -90,7 +91,7 @@ def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0) -> keras.Mod
     x = _residual_block(x, 256)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    return keras.Model(inp, _classifier(x, (128,), dropout), name="residual_cnn")
+    return keras.Model(inp, _classifier(x, (128,), dropout, num_classes), name="residual_cnn")
 
 
 def gray_resnet50(base: keras.Model, keep_stem_pool: bool = False) -> keras.Model:
@@ -117,7 +118,8 @@ def gray_resnet50(base: keras.Model, keep_stem_pool: bool = False) -> keras.Mode
     return model
 
 
-def build_resnet50_parts(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed=None):
+def build_resnet50_parts(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed=None,
+                         num_classes=NUM_CLASSES):
     """(augment, preprocess_and_backbone, head): full model = head(backbone(augment(face))).
 
     ``weights``: "imagenet" (Keras download), None (random init) or a local .h5/.weights.h5 path.
@@ -141,7 +143,7 @@ def build_resnet50_parts(weights=None, keep_stem_pool=False, augment=True, dropo
         x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = ScaledL2Normalize(name="l2_normalize")(x)
-    head = keras.Model(feat, _classifier(x, (128, 64), dropout), name="head")
+    head = keras.Model(feat, _classifier(x, (128, 64), dropout, num_classes), name="head")
     return build_augment(augment, seed=seed), backbone, head
 
 
@@ -152,8 +154,9 @@ def assemble(augment: keras.Model, backbone: keras.Model, head: keras.Model, nam
     return keras.Model(inp, head(x), name=name)
 
 
-def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed=None) -> keras.Model:
-    return assemble(*build_resnet50_parts(weights, keep_stem_pool, augment, dropout, seed))
+def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed=None,
+             num_classes=NUM_CLASSES) -> keras.Model:
+    return assemble(*build_resnet50_parts(weights, keep_stem_pool, augment, dropout, seed, num_classes))
 
 
 BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn}
@@ -161,13 +164,13 @@ assert set(BUILDERS) | {"resnet50"} == set(MODELS), "train/registry.py and train
 
 
 def build_model(name: str, *, weights=None, keep_stem_pool=False, augment=True, dropout=None,
-                seed=None, erasing=0.0) -> keras.Model:
+                seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r} (expected one of {', '.join(MODELS)})")
     dropout = MODELS[name].dropout if dropout is None else dropout
     if name == "resnet50":
-        return resnet50(weights, keep_stem_pool, augment, dropout, seed)
-    return BUILDERS[name](augment, dropout, seed, erasing)
+        return resnet50(weights, keep_stem_pool, augment, dropout, seed, num_classes)
+    return BUILDERS[name](augment, dropout, seed, erasing, num_classes)
 
 
 def with_flip_average(model: keras.Model) -> keras.Model:
