@@ -406,3 +406,53 @@ def test_make_default_model_readme_from_archived_records(work):
     assert [f.name for f in dest.iterdir()] == ["README.md"]
     assert "From run folder: `runs/vanilla_cnn-official`" in (dest / "README.md").read_text(encoding="utf-8")
 
+
+
+# --- FER+ runs and cross-checks (scripts/results/ferplus.py) ----------------------------------------
+
+FERPLUS_LABELS = [*LABELS, "Contempt"]
+
+
+def make_ferplus_run(root: Path, name: str, scheme: str, acc: float) -> Path:
+    """A finished official-split run trained on FER+ votes: config, metadata and every score with 8 labels."""
+    run = make_run(root, name, split="official", preset="default", epochs=3, acc=acc)
+    for fname, edit in (("config.json", lambda d: d.update(labels="ferplus", ferplus="votes.csv", label_scheme=scheme)),
+                        ("metadata.json", lambda d: (d.update(labels=FERPLUS_LABELS),
+                                                     d["data"].update(labels="ferplus", label_scheme=scheme)))):
+        doc = json.loads((run / fname).read_text())
+        edit(doc)
+        write(run / fname, doc)
+    for fname in ("metrics.json", "report.json"):
+        doc = json.loads((run / fname).read_text())
+        for m in doc.get("models", {"": doc}).values():
+            m["per_class"]["Contempt"] = {"precision": 0.5, "recall": 0.25, "f1": 0.33, "support": 24}
+            if "drop_vs_float32" in m:
+                m["drop_vs_float32"]["per_class_recall_pp"]["Contempt"] = 4.17
+        write(run / fname, doc)
+    os.utime(run / "report.json", (T0 + 60, T0 + 60))
+    return run
+
+
+def test_ferplus_runs_and_crosschecks(work):
+    make_run(work / "runs", "vanilla_cnn-official", split="official", preset="default", acc=0.6)
+    make_ferplus_run(work / "runs", "vanilla_cnn-ferplus-soft", "soft", 0.8)
+    check = {"format": "ferlite-ferplus-crosscheck/1", "model": "device/models/default/model_int8.tflite",
+             "model_labels": LABELS, "usage": "PublicTest", "ferplus_split": "FER2013Valid", "faces": {"scored": 3578},
+             "label_agreement_fer2013_vs_ferplus_7": 0.654,
+             "scores": {"fer2013_7": {"accuracy": 0.6372, "n": 3578}, "ferplus_7": {"accuracy": 0.6456, "n": 3372}},
+             "provenance": prov("python scripts/ferplus_crosscheck.py", ["--model", "m.tflite"])}
+    write(work / "runs" / "ferplus_crosscheck" / "default_int8.json", check)
+    text = render(Path("records"), (Path("runs"),))
+    assert "FER+ soft" in row_for(text, "vanilla_cnn-ferplus-soft") and "FER+" not in row_for(text, "`vanilla_cnn-official`")
+    section = text.split("## FER+ labels", 1)[1].split("\n## ", 1)[0]
+    soft = next(line for line in section.splitlines() if line.startswith("| `soft` |"))
+    assert "80.0%" in soft and "25.0% (n=24)" in soft  # Keras accuracy, Contempt recall
+    assert section.count("| not run |") >= 2  # majority and pld: no run yet
+    assert "| 63.72% (n=3578) | 64.56% (n=3372) | — (no Contempt output) | 65.4% |" in section
+    assert "python scripts/ferplus_crosscheck.py --model m.tflite" in section
+    ablation = text.split("## Ablation", 1)[1].split("\n## ", 1)[0]
+    assert "vanilla_cnn-official" in ablation and "ferplus" not in ablation  # other labels: its own table
+    own = text.split("`vanilla_cnn-ferplus-soft`\n", 1)[1].split("\n## ", 1)[0]
+    assert "| Neutral | Contempt |" in own and "| 25.0% |" in own and "scheme `soft`" in own  # per-class recall
+    assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
+    assert (work / "records" / "ferplus_crosscheck" / "default_int8.json").is_file()

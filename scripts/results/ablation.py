@@ -34,7 +34,8 @@ def ablation_row(run: Run, flip: bool = False) -> list[str]:
 
 
 def ablation_section(runs: list[Run]) -> list[str]:
-    official = [r for r in runs if split_kind(r) == "official" and not r.random_init]
+    # FER+ runs are scored on other labels: they have their own table (results/ferplus.py)
+    official = [r for r in runs if split_kind(r) == "official" and not r.random_init and r.label_set == "fer2013"]
     if not official:
         return []
     rows = []

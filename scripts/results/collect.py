@@ -21,6 +21,7 @@ RECORDS = Path(__file__).resolve().parents[2] / "docs" / "runs"
 RECORD_FILES = ("config.json", "metadata.json", "metrics.json", "history.csv", "report.json", "bench.json",
                 "reproduce.json", f"{FLIP_DIR}/report.json", f"{FLIP_DIR}/bench.json")
 PEER = Path("peer_fer") / "peer.json"  # scripts/peer_fer.py's output inside a runs folder
+CROSSCHECK = "ferplus_crosscheck"       # scripts/ferplus_crosscheck.py --json NAME.json inside a runs folder
 
 
 def g(d, *keys, default=None):
@@ -84,6 +85,11 @@ class Run:
         return self.cfg.get("model") or g(self.metadata, "model") or "unknown"
 
     @property
+    def label_set(self) -> str:
+        """fer2013 (the file's own labels) or ferplus (FER+ votes, train/ferplus.py); older runs are fer2013."""
+        return self.cfg.get("labels") or g(self.metadata, "data", "labels") or "fer2013"
+
+    @property
     def random_init(self) -> bool:
         backbone = getattr(MODELS.get(self.model), "backbone", False)
         return bool(backbone and self.config) and normalize_weights(self.cfg.get("weights")) is None
@@ -102,6 +108,7 @@ class Collected:
     unfinished: list[tuple[Path, dict, dict]]  # (folder, state.json, config.json) of runs still training
     peer: dict | None
     peer_path: Path | None
+    crosschecks: tuple = ()  # (path, scripts/ferplus_crosscheck.py's JSON) from every root's CROSSCHECK folder
 
 
 def load_run(folder: Path) -> Run:
@@ -151,7 +158,9 @@ def collect(records: Path = RECORDS, roots: tuple[Path, ...] = (), peer_path: Pa
     runs, unfinished = find_runs([records, *roots])
     peer_path = peer_path or next((p for p in [*(r / PEER for r in roots), records / PEER] if p.is_file()), None)
     peer = read_json(peer_path)[0] if peer_path else None
-    return Collected(records, tuple(roots), runs, unfinished, peer, peer_path)
+    checks = {p.name: (p, doc) for root in (records, *roots) for p in sorted((root / CROSSCHECK).glob("*.json"))
+              for doc in [read_json(p)[0]] if doc}  # a later root's file replaces a same-named record
+    return Collected(records, tuple(roots), runs, unfinished, peer, peer_path, tuple(checks.values()))
 
 
 def archive_runs(roots: list[Path], records: Path) -> list[str]:
@@ -174,6 +183,8 @@ def archive_runs(roots: list[Path], records: Path) -> list[str]:
             names.append(folder.name)
         if (root / PEER).is_file():
             write_bytes(records / PEER, (root / PEER).read_bytes())
+        for check in sorted((root / CROSSCHECK).glob("*.json")):
+            write_bytes(records / CROSSCHECK / check.name, check.read_bytes())
     return names
 
 

@@ -10,6 +10,7 @@ from train.registry import MODELS, PAPER_MODELS
 
 from .ablation import ablation_section
 from .collect import Collected, Run, final_train_accuracy, g, latency, planned_epochs, recorded, scores, shown_path
+from .ferplus import ferplus_section
 from .run_section import run_section
 from .text import (NOT_RUN, PAPER, RANDOM_INIT, epochs_text, loop_fps, machine_text, ms, pct, pp, size, split_text,
                    table, title, versions_text)
@@ -170,6 +171,7 @@ def render(c: Collected, out_path: str = "docs/RESULTS.md") -> str:
              "[DETECTORS.md](DETECTORS.md), made by `scripts/bench_detectors.py`.", ""]
     lines += machines_section(c.runs) + [""] + summary_section(c.runs, c.unfinished)
     lines += ablation_section(c.runs) + paper_section(c.runs, c.peer, c.peer_path)
+    lines += ferplus_section(c.runs, c.crosschecks)
     for run in c.runs:
         lines += run_section(run)
     return "\n".join(lines + regenerate_section(c.roots, c.records, out_path)).rstrip() + "\n"

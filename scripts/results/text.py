@@ -75,10 +75,14 @@ def loop_fps(run: Run, name: str = "int8") -> str:
 
 def split_text(run: Run, long: bool = False) -> str:
     name, kind, n = split_name(run), split_kind(run), scores(run, "keras").get("n") or run.metrics.get("n_test")
+    ferplus = run.label_set == "ferplus"
+    scheme = run.cfg.get("label_scheme") or g(run.metadata, "data", "label_scheme") or "?"
     if long:
         return (f"{name} (n={n})" if n else name) + f"; {SPLIT_WHY.get(kind, f'split `{kind}`')}. Model selection " \
-            "used a validation set carved from the training rows."
-    tags = [x for x in (f"n={n}" if n else "", SPLIT_TAG.get(kind)) if x]
+            "used a validation set carved from the training rows." + (
+                f" Labels: FER+ votes, scheme `{scheme}`; validated and scored on FER+ majority labels (faces FER+ "
+                "marks as not a face, ties and unknown-won faces left out)." if ferplus else "")
+    tags = [x for x in (f"n={n}" if n else "", SPLIT_TAG.get(kind), f"FER+ {scheme}" if ferplus else "") if x]
     return f"{name} ({', '.join(tags)})" if tags else name
 
 

@@ -1,0 +1,85 @@
+"""The FER+ section of docs/RESULTS.md: runs trained on FER+ votes (train/ferplus.py), one row per
+scheme, beside the published figures; and the cross-checks of scripts/ferplus_crosscheck.py, each
+model scored against FER2013's labels and FER+'s majority labels on the same faces."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from train.ferplus import SCHEMES
+
+from .collect import Run, g, recorded, scores, shown_path
+from .text import NOT_RUN, epochs_text, machine_text, pct, pp, split_text, table, title
+
+# Published, not measured here: what to read our rows beside.
+PUBLISHED = ("Published (not measured here): Barsoum et al. (ICMI 2016) report about 84–85% majority-vote accuracy "
+             "on FER+'s test split (FER2013Test) for a VGG13 trained from scratch, with probabilistic label drawing "
+             "and cross-entropy over the vote distribution ahead of plain majority training; later work with "
+             "ImageNet- or face-pretrained ResNets reports 88–90%. Our copy has no FER2013Test, so our rows are on "
+             "FER2013Valid (PublicTest) unless a run's data had PrivateTest rows.")
+CHECKS = (("fer2013_7", "FER2013 labels (7)"), ("ferplus_7", "FER+ majority (7)"), ("ferplus_8", "FER+ majority (8)"))
+
+
+def contempt_recall(run: Run) -> str:
+    """int8's recall of Contempt (Keras's where there is no conversion), with its support."""
+    m = scores(run, "int8") or scores(run, "keras")
+    c = g(m, "per_class", "Contempt")
+    return f"{pct(c.get('recall'))} (n={c.get('support', '?')})" if c else NOT_RUN
+
+
+def scheme_rows(runs: list[Run]) -> list[list[str]]:
+    rows = []
+    for scheme in SCHEMES:
+        mine = [r for r in runs if r.cfg.get("label_scheme") == scheme or
+                g(r.metadata, "data", "label_scheme") == scheme]
+        rows += [[f"`{scheme}`"] + [NOT_RUN] * 9] if not mine else [
+            [f"`{scheme}`", title(r), f"`{r.name}`", split_text(r), epochs_text(r),
+             pct(scores(r, "keras").get("accuracy")), pct(scores(r, "float32").get("accuracy")),
+             pct(scores(r, "int8").get("accuracy")), pp(g(scores(r, "int8"), "drop_vs_float32", "accuracy_pp")),
+             contempt_recall(r)] for r in mine]
+    return rows
+
+
+def cell(check: dict, key: str) -> str:
+    s = g(check, "scores", key)
+    if s is None and key == "ferplus_8" and len(check.get("model_labels") or []) < 8:
+        return "— (no Contempt output)"
+    return f"{pct(s.get('accuracy'), 2)} (n={s.get('n')})" if s else NOT_RUN
+
+
+def check_rows(checks) -> list[list[str]]:
+    rows = []
+    for path, c in checks:
+        prov = recorded(c)
+        rows.append([f"`{c.get('model', '?')}`", str(len(c.get("model_labels") or [])),
+                     f"{c.get('usage', '?')} ({c.get('ferplus_split', '?')}), n={g(c, 'faces', 'scored', default='?')}"]
+                    + [cell(c, key) for key, _ in CHECKS]
+                    + [pct(c.get("label_agreement_fer2013_vs_ferplus_7")),
+                       f"{machine_text(prov.get('machine'))}, {prov.get('date', '?')}"])
+    return rows
+
+
+def ferplus_section(runs: list[Run], checks) -> list[str]:
+    mine = [r for r in runs if r.label_set == "ferplus"]
+    lines = ["## FER+ labels", "",
+             "Models trained on FER+'s ten annotators' votes (`python -m train --labels ferplus --label-scheme "
+             "majority|soft|pld`), 8 classes: FER2013's seven, then Contempt. Every scheme is validated and scored "
+             "on FER+ majority labels (faces FER+ marks as not a face, ties and faces where `unknown` has the most "
+             "votes left out), so the rows compare with each other, not with the FER2013-label rows above.", ""]
+    lines += table(["scheme", "model", "run", "reported on", "epochs run / planned", "Keras acc", "float32 acc",
+                    "int8 acc", "int8 drop", "Contempt recall"], scheme_rows(mine)) + [""]
+    lines += [PUBLISHED, ""]
+    lines += ["### Cross-checks: one model, both label sources", "",
+              "`scripts/ferplus_crosscheck.py` scores a model on the same faces against FER2013's own labels and "
+              "against FER+ majority labels, on the 7 emotions both share (argmax over the model's first 7 outputs: "
+              "a FER+ model's Contempt output is left out; faces whose FER+ majority is Contempt are left out of the "
+              "FER+ (7) column), and an 8-label model also on all 8. \"Labels agree\": how often FER2013's label is "
+              "the FER+ majority on the FER+ (7) faces.", ""]
+    rows = check_rows(checks)
+    lines += table(["model", "labels", "faces", *(name for _, name in CHECKS), "labels agree", "machine, date"],
+                   rows or [[NOT_RUN] * 8]) + [""]
+    commands = [recorded(c).get("command") for _, c in checks if recorded(c).get("command")]
+    if commands:
+        lines += ["Commands as recorded (`provenance.command`, from "
+                  + ", ".join(f"`{shown_path(Path(p))}`" for p, _ in checks) + "):", "", "```bash", *commands,
+                  "```", ""]
+    return lines
