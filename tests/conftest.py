@@ -40,3 +40,27 @@ def fer_full_csv(fer_dir) -> Path:
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     return _require(FACES_DIR)
+
+
+@pytest.fixture(scope="session")
+def ferplus_csv() -> Path:
+    return _require(SHARED / "data" / "ferplus" / "ferplus_labels.csv")
+
+
+@pytest.fixture(scope="session")
+def sample_ferplus(tmp_path_factory, sample_csv, fer_full_csv, ferplus_csv) -> Path:
+    """A folder with sample.csv and, beside it, FER+'s real votes for its 420 rows (ferplus_labels.csv,
+    line-aligned): each sample line is found by its exact text in fer2013.csv.gz, whose row i the
+    votes file's row i labels (../shared/data/ferplus/README.md)."""
+    import gzip
+    folder = tmp_path_factory.mktemp("ferplus_sample")
+    full = [ln for ln in gzip.decompress(fer_full_csv.read_bytes()).split(b"\n")[1:] if ln.strip()]
+    row_of: dict[bytes, int] = {}
+    for i, line in enumerate(full):
+        row_of.setdefault(line, i)
+    sample = sample_csv.read_bytes()
+    votes = ferplus_csv.read_bytes().split(b"\n")
+    rows = [row_of[ln] for ln in sample.split(b"\n")[1:] if ln.strip()]
+    (folder / "sample.csv").write_bytes(sample)
+    (folder / "ferplus_labels.csv").write_bytes(b"\n".join([votes[0]] + [votes[r + 1] for r in rows]) + b"\n")
+    return folder
