@@ -94,6 +94,9 @@ def run_bench(float_path, int8_path, faces_path, video=None, threads: Sequence[i
         if data["label_names"] is not None and data["label_names"] != clf.labels:
             raise BenchError(f"{faces_path}: label_names {data['label_names']} differ from the model's "
                              f"labels {clf.labels}")
+        if labels.min() < 0 or labels.max() >= len(clf.labels):
+            raise BenchError(f"{faces_path}: labels outside 0..{len(clf.labels) - 1}, the {len(clf.labels)} "
+                             f"labels of {path}")
         log(f"scoring {name} on {len(faces)} faces")
         ev = evaluate(clf.predict, faces, labels, clf.labels, batch_size=64)
         probs[name] = ev.pop("probs")

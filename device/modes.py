@@ -15,6 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+# Names, not indices: they exist in FER2013's seven labels and in FER+'s eight (Contempt added last), so
+# the default works with either kind of model; --alert-labels must name labels of the model's metadata.
 DRIVER_ALERT_LABELS = ("Angry", "Fear", "Sad")
 
 

@@ -13,9 +13,12 @@ import numpy as np
 
 from .errors import EnvironmentMissing, FerliteError, InputError
 
-# BGR colour per FER2013 label (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral).
+# BGR colour per label name, whichever label set the model's metadata names: FER2013's seven and FER+'s
+# Contempt; a name not listed here is drawn in DEFAULT_COLOUR.
 COLOURS = {"Angry": (40, 40, 230), "Disgust": (40, 140, 40), "Fear": (160, 40, 160), "Happy": (40, 200, 240),
-           "Sad": (200, 120, 40), "Surprise": (230, 200, 40), "Neutral": (200, 200, 200)}
+           "Sad": (200, 120, 40), "Surprise": (230, 200, 40), "Neutral": (200, 200, 200),
+           "Contempt": (60, 90, 150)}
+DEFAULT_COLOUR = (0, 255, 0)
 
 
 def annotate(image: np.ndarray, gray_shape, faces: Sequence[dict], status: str = "") -> np.ndarray:
@@ -27,7 +30,7 @@ def annotate(image: np.ndarray, gray_shape, faces: Sequence[dict], status: str =
     for f in faces:
         x, y, w, h = (int(v) for v in f["box"])
         x0, y0, x1, y1 = int(x * sx), int(y * sy), int((x + w) * sx), int((y + h) * sy)
-        colour = COLOURS.get(f["label"], (0, 255, 0))
+        colour = COLOURS.get(f["label"], DEFAULT_COLOUR)
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, thick)
         text = f"#{f['track']} {f['label']} {float(f['score']):.2f}"
         cv2.putText(out, text, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, font, colour, thick, cv2.LINE_AA)
