@@ -7,18 +7,21 @@ row i's face, with the same ``Usage``. numpy only (``convert`` imports this with
     votes = read_votes("ferplus_labels.csv", ds)        # checked against the FER2013 file's rows
     fp = relabel(ds, votes, "soft")                      # NF and unclear faces gone, labels = majority
     split = evaluable(make_split(fp.ds, ...), fp.majority)   # val/test: majority-labelled faces only
-    fp.targets(split.train, "soft", epoch)               # what model.fit gets as y
+    fp.targets(split.train, "pld", seed, epoch)          # what model.fit gets as y
 
 Schemes (``SCHEMES``): ``majority`` trains on the emotion with most votes and drops ties and faces
 where ``unknown`` or ``NF`` have the most votes, as Barsoum et al. report FER+; ``soft`` trains
 against the vote distribution over the 8 emotions (their "cross-entropy" scheme); ``pld`` draws one
-label per face per epoch from that distribution (their "probabilistic label drawing"). Every scheme
-is validated and tested on majority labels, so their figures compare. NF faces never enter
-training or evaluation.
+label per face per epoch from that distribution (their "probabilistic label drawing"); soft and pld
+train on every face an emotion wins over ``unknown`` and ``NF``, ties between emotions included.
+Every scheme is validated and tested on majority labels, so their figures compare. NF faces never
+enter training or evaluation. (Microsoft's FERPlus training code also discards single votes as
+outliers before counting; these rules count every vote.)
 """
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +75,7 @@ def default_votes_path(data) -> Path | None:
     for sub in DEFAULT_FOLDERS:
         for name in DEFAULT_NAMES:
             if (folder / sub / name).is_file():
-                return Path(folder / sub / name)
+                return Path(os.path.normpath(folder / sub / name))
     return None
 
 
