@@ -170,7 +170,7 @@ run_tests() {  # $1 target; pytest's last line -> $CACHE/tests-$1.txt (the summa
   say "$1: tests/device under emulation, less EMULATION_LEAVES_OUT (too long at emulated speed)"
   on_arm "$1" "$CACHE/venv-$1/bin/python" -m pytest -q -p no:cacheprovider --durations=5 tests/device \
     "${EMULATION_LEAVES_OUT[@]}" | tee "$CACHE/tests-$1.out"
-  local rc=$?
+  local rc=${PIPESTATUS[0]}  # pytest's status, not tee's
   tail -1 "$CACHE/tests-$1.out" | sed 's/^=* *//; s/ *=*$//' > "$CACHE/tests-$1.txt"
   return $rc
 }
