@@ -38,6 +38,10 @@ PROG = "python -m convert"
 @click.option("--flip-tta", is_flag=True,
               help=f"Convert the model averaged with its mirror image (2x model time); writes to "
                    f"RUN/{pipeline.FLIP_TTA_DIR} unless --out is given.")
+@click.option("--member", "members", multiple=True, metavar="RUN",
+              help=f"Another run folder (same data, split and labels) whose model is averaged with this one "
+                   f"inside the file (an ensemble; repeatable); writes to RUN/{pipeline.ENSEMBLE_DIR} "
+                   f"(or RUN/{pipeline.ENSEMBLE_DIR}-{pipeline.FLIP_TTA_DIR}) unless --out is given.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def command(ctx, quiet, **options):

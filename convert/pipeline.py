@@ -32,6 +32,10 @@ from .console import Progress, captured_stderr, info
 MODEL_NAME = "model.keras"
 CONFIG_NAME = "config.json"
 FLIP_TTA_DIR = "flip-tta"  # --flip-tta's default output folder, inside the run folder
+ENSEMBLE_DIR = "ensemble"  # --member's default output folder ("ensemble-flip-tta" with --flip-tta)
+# A member must have been trained on the same faces with the same split as the run: otherwise the
+# run's test faces may be another member's training faces, and the ensemble's score would be a leak.
+SAME_SPLIT_KEYS = ("split", "seed", "val_fraction", "limit", "labels", "ferplus", "label_scheme")
 DEFAULT_LATENCY_RUNS = 50
 LATENCY_WARMUP = 10
 
@@ -62,14 +66,16 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
         out: str | os.PathLike | None = None, calib: int = cal.DEFAULT_CALIB, data: str | os.PathLike | None = None,
         ferplus: str | os.PathLike | None = None, eval_limit: int | None = None, max_drop: float | None = None, eval_faces: int = rep.DEFAULT_EVAL_FACES,
         latency_runs: int = DEFAULT_LATENCY_RUNS, threads: int | None = None, flip_tta: bool = False,
-        progress: bool = True, provenance: dict | None = None) -> ConvertResult:
+        members: tuple[str | os.PathLike, ...] = (), progress: bool = True, provenance: dict | None = None) -> ConvertResult:
     """Convert a training run folder to TFLite, score every model on the run's evaluation split, write the report.
 
     Always writes ``model_float32.tflite`` (the reference); ``int8``/``float16``/``dynamic`` add
     targets. Outputs go to ``out`` (default: the run folder) with ``metadata.json`` beside them.
     ``flip_tta`` converts the model wrapped in ``train.models.with_flip_average`` (mean of the face
     and its mirror, inside the file); its outputs default to ``RUN/flip-tta`` so they never sit
-    beside the plain ``model.keras`` they differ from. ``provenance``: ``device.provenance.record``
+    beside the plain ``model.keras`` they differ from. ``members``: other run folders (same labels, data
+    and split) whose models are averaged with this one inside the file (an ensemble; default output
+    ``RUN/ensemble``, or ``RUN/ensemble-flip-tta``); evaluation and calibration stay the run's own. ``provenance``: ``device.provenance.record``
     of the command that asked for this, stored in report.json.
     """
     check_options(int8=int8, max_drop=max_drop, calib=calib, eval_limit=eval_limit, eval_faces=eval_faces,
@@ -78,18 +84,19 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
     run_dir = check_run_dir(run_dir)
     meta, cfg = read_metadata(run_dir), read_config(run_dir)  # MetadataError has its own clear message
     labels = list(meta["labels"])
-    out_dir = output_dir(run_dir, out, flip_tta)
+    member_dirs = [check_member(m, run_dir, meta, cfg) for m in members]
+    out_dir = output_dir(run_dir, out, flip_tta, len(member_dirs))
     model = load_keras_model(run_dir / MODEL_NAME, len(labels))
-    if flip_tta:
-        from train.models import with_flip_average
-        model = with_flip_average(model)
+    if flip_tta or member_dirs:
+        from train.models import averaged
+        model = averaged([model] + [load_keras_model(m / MODEL_NAME, len(labels)) for m in member_dirs], flip_tta)
     seed = int(cfg.get("seed", 0) or 0)
     run_data = cal.load_run_data(run_dir, cfg, meta, data, ferplus)  # the run's own data, labels and split
     calib_faces, _, calib_stats = (cal.calibration_faces(run_data.faces, run_data.train, calib, seed)
                                    if int8 else (None, None, None))
     ev = evaluation(run_data, eval_limit, seed)
 
-    prepare_out_dir(out_dir, run_dir, meta, flip_tta)
+    prepare_out_dir(out_dir, run_dir, meta, flip_tta, member_dirs)
     info(f"converting {run_dir / MODEL_NAME} -> {out_dir}", progress)
     paths = {target: export(target, model, out_dir, calib_faces, progress) for target in targets}
     models = score(model, run_dir / MODEL_NAME, paths, ev, labels, threads or os.cpu_count() or 1, latency_runs,
@@ -101,7 +108,7 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
     paths.update(write_artefacts(out_dir, models, labels, ev, eval_faces, seed))
     gate = rep.drop_gate(models, max_drop)
     report = rep.build_report(
-        run_dir=run_dir, out_dir=out_dir, meta=meta, cfg=cfg, flip_tta=flip_tta,
+        run_dir=run_dir, out_dir=out_dir, meta=meta, cfg=cfg, flip_tta=flip_tta, members=member_dirs,
         evaluation={"split": ev.name, "split_kind": run_data.split_kind, "n": int(len(ev.faces)), "limit": eval_limit,
                     "data": str(run_data.path), "data_sha256": run_data.sha256},
         calibration=calib_stats, models=models, gate=gate, notes=notes, files=[p.name for p in paths.values()],
@@ -150,14 +157,39 @@ def read_config(run_dir: Path) -> dict:
     return cfg
 
 
-def output_dir(run_dir: Path, out, flip_tta: bool) -> Path:
-    out_dir = Path(out) if out is not None else (run_dir / FLIP_TTA_DIR if flip_tta else run_dir)
+def wrapped_dir(flip_tta: bool, n_members: int) -> str | None:
+    """The default output folder (inside the run folder) of a model wrapped by --flip-tta/--member; None: plain."""
+    if n_members:
+        return ENSEMBLE_DIR + ("-" + FLIP_TTA_DIR if flip_tta else "")
+    return FLIP_TTA_DIR if flip_tta else None
+
+
+def output_dir(run_dir: Path, out, flip_tta: bool, n_members: int = 0) -> Path:
+    own = wrapped_dir(flip_tta, n_members)
+    out_dir = Path(out) if out is not None else (run_dir / own if own else run_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvertError(f"--out is not a folder: {out_dir}")
-    if flip_tta and out_dir.resolve() == run_dir.resolve():
-        raise UsageError(f"--flip-tta models need their own folder (default {run_dir / FLIP_TTA_DIR}), "
+    if own and out_dir.resolve() == run_dir.resolve():
+        what = "--member ensembles" if n_members else "--flip-tta models"
+        raise UsageError(f"{what} need their own folder (default {run_dir / own}), "
                          "not the run folder beside the plain model.keras")
     return out_dir
+
+
+def check_member(member, run_dir: Path, meta: dict, cfg: dict) -> Path:
+    """A --member run folder: finished, the run's labels, and trained on the same data and split."""
+    member = check_run_dir(member)
+    if member.resolve() == run_dir.resolve():
+        raise UsageError(f"--member {member} is the run itself: give the other runs of the ensemble")
+    m_meta, m_cfg = read_metadata(member), read_config(member)
+    if list(m_meta["labels"]) != list(meta["labels"]):
+        raise ConvertError(f"--member {member}: labels {m_meta['labels']} differ from the run's {meta['labels']}")
+    sha = (m_meta.get("data") or {}).get("sha256"), (meta.get("data") or {}).get("sha256")
+    diff = [k for k in SAME_SPLIT_KEYS if m_cfg.get(k) != cfg.get(k)] + (["data sha256"] if sha[0] != sha[1] else [])
+    if diff:
+        raise ConvertError(f"--member {member}: trained on other data or another split ({', '.join(diff)} differ), "
+                           "so the run's test faces could be its training faces")
+    return member
 
 
 def _import_custom_layers() -> None:
@@ -214,12 +246,13 @@ def evaluation(data: cal.RunData, limit: int | None, seed: int) -> Evaluation:
 
 # ---- convert, score, write -------------------------------------------------------------------------
 
-def prepare_out_dir(out_dir: Path, run_dir: Path, meta: dict, flip_tta: bool) -> None:
+def prepare_out_dir(out_dir: Path, run_dir: Path, meta: dict, flip_tta: bool, members: list[Path] = ()) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "report.md"):  # never leave a report describing other models
         (out_dir / stale).unlink(missing_ok=True)
-    if flip_tta:  # the device needs nothing new (the averaging is inside the file); people reading it do
-        write_metadata(out_dir, {**meta, "test_time_augmentation": "flip"})
+    if flip_tta or members:  # the device needs nothing new (the averaging is inside the file); people reading it do
+        write_metadata(out_dir, {**meta, **({"test_time_augmentation": "flip"} if flip_tta else {}),
+                                 **({"ensemble": [str(run_dir), *map(str, members)]} if members else {})})
     elif out_dir.resolve() != run_dir.resolve():
         write_bytes(out_dir / METADATA_NAME, (run_dir / METADATA_NAME).read_bytes())
 

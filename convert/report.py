@@ -121,7 +121,7 @@ def versions() -> dict:
     return {k: x for k, x in found.items() if x}
 
 
-def build_report(*, run_dir, out_dir, meta: dict, cfg: dict, flip_tta: bool, evaluation: dict, calibration,
+def build_report(*, run_dir, out_dir, meta: dict, cfg: dict, flip_tta: bool, members=(), evaluation: dict, calibration,
                  models: dict, gate: dict | None, notes: list[str], files, provenance_record: dict | None) -> dict:
     """report.json's dict: what was converted, on which faces, every model's scores, and what ran."""
     return {
@@ -130,6 +130,7 @@ def build_report(*, run_dir, out_dir, meta: dict, cfg: dict, flip_tta: bool, eva
         "machine": provenance.machine_info(),
         "versions": versions(),
         "run": {"dir": str(run_dir), "model": meta.get("model"), "flip_tta": bool(flip_tta),
+                "members": [str(m) for m in members],
                 "config": {k: cfg.get(k) for k in RUN_CONFIG_KEYS if k in cfg}},
         "out_dir": str(out_dir),
         "evaluation": evaluation,
@@ -208,12 +209,19 @@ def _size(n) -> str:
     return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
 
 
+def _wrapping(run: dict) -> list[str]:
+    """report.md's lines on what the converted file wraps around the run's model (mirror image, other members)."""
+    out = [f"- ensemble: the mean of this run's model and `{'`, `'.join(run['members'])}`"] if run.get("members") else []
+    return out + (["- flip TTA: each model also sees the face's mirror image; all probabilities averaged in the file"]
+                  if run.get("flip_tta") else [])
+
+
 def render_markdown(r: dict) -> str:
     """report.md from report.json's dict."""
     ev = r["evaluation"]
     names = list(r["models"])
     out = [f"# ferlite conversion report: {r['run']['model']}", "",
-           f"- run: `{r['run']['dir']}`", f"- output: `{r['out_dir']}`",
+           f"- run: `{r['run']['dir']}`", *_wrapping(r['run']), f"- output: `{r['out_dir']}`",
            f"- date: {r['date']}", f"- machine: {r['machine']['platform']} ({r['machine']['cpu_count']} CPUs, "
            f"{r['machine']['hostname']})", f"- TensorFlow {r['versions'].get('tensorflow')}, "
            f"Keras {r['versions'].get('keras')}, LiteRT {r['versions'].get('ai_edge_litert')}", "",

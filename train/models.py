@@ -181,9 +181,26 @@ def with_flip_average(model: keras.Model) -> keras.Model:
     which the device loop barely notices (the Haar detector dominates). The weights are shared:
     the converted file is hardly larger. Used by ``convert --flip-tta``; training is unchanged.
     """
+    return averaged([model], flip=True)
+
+
+def averaged(models: list[keras.Model], flip: bool = False) -> keras.Model:
+    """One model whose output is the mean of every member's probabilities (an ensemble), each on the
+    face and, with ``flip``, on its mirror too: ``convert --member RUN`` and ``--flip-tta``.
+
+    The members must share the label set (convert checks their metadata). Averaging probabilities,
+    not logits: a member's softmax is what it was trained and calibrated to output.
+    """
+    if len(models) == 1 and not flip:
+        return models[0]
+    if len(models) > 1:
+        for i, m in enumerate(models, 1):  # nested models need distinct names; their layers keep theirs
+            m.name = f"member{i}_{m.name}"
     inp = face_input()
-    probs = layers.Average(name="probs")([model(inp), model(MirrorFaces(name="mirror")(inp))])
-    return keras.Model(inp, probs, name=f"{model.name}_flip_tta")
+    views = [inp, MirrorFaces(name="mirror")(inp)] if flip else [inp]
+    probs = layers.Average(name="probs")([m(v) for m in models for v in views])
+    name = models[0].name if len(models) == 1 else f"ensemble{len(models)}"
+    return keras.Model(inp, probs, name=f"{name}_flip_tta" if flip else name)
 
 
 def unfreeze_top(model: keras.Model, prefix: str = "conv5_") -> int:

@@ -46,8 +46,9 @@ def tiny_model(seed: int = 0):
     return keras.Model(inp, out, name="tiny_cnn")
 
 
-def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED) -> Path:
-    """A run folder as train/ leaves it: model.keras, metadata.json, config.json, metrics.json."""
+def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED, init_seed: int | None = None) -> Path:
+    """A run folder as train/ leaves it: model.keras, metadata.json, config.json, metrics.json.
+    ``seed`` sets the split (and the weights unless ``init_seed`` is given: another member of an ensemble)."""
     from device.atomic import write_json
     from device.contract import as_batch
     from device.metadata import make_metadata, write_metadata
@@ -56,7 +57,7 @@ def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED)
 
     ds = load_fer2013(data_path)
     split = make_split(ds, SPLIT, seed, VAL_FRACTION)
-    model = tiny_model(seed)
+    model = tiny_model(seed if init_seed is None else init_seed)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(as_batch(ds.faces[split.train]), ds.labels[split.train], epochs=epochs, batch_size=32, verbose=0)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -91,3 +92,9 @@ def run_copy(tiny_run, tmp_path) -> Path:
     dst = tmp_path / "run"
     shutil.copytree(tiny_run, dst)
     return dst
+
+
+@pytest.fixture
+def new_run():
+    """``make_run`` itself, for tests that need more run folders (ensemble members, another split)."""
+    return make_run

@@ -161,6 +161,37 @@ def test_flip_tta_averages_face_and_mirror_in_its_own_folder(run_copy):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+@pytest.mark.slow
+def test_member_runs_average_into_one_file(run_copy, tmp_path, sample_csv, new_run):
+    """--member: the file holds the mean of every member's probabilities (and mirrors with --flip-tta)."""
+    import keras
+    from convert.pipeline import ConvertError, run
+    from device.errors import UsageError
+    from device.interpreter import TFLiteClassifier
+    from device.metadata import read_metadata
+    other = new_run(tmp_path / "other", sample_csv, epochs=3, init_seed=7)
+    res = run(run_copy, members=(other,), flip_tta=True, int8=True, calib=CALIB, eval_limit=40, latency_runs=2,
+              eval_faces=0, progress=False)
+    assert res.out_dir == run_copy / "ensemble-flip-tta" and res.report["run"]["members"] == [str(other)]
+    meta = read_metadata(res.out_dir)
+    assert meta["ensemble"] == [str(run_copy), str(other)] and meta["test_time_augmentation"] == "flip"
+    assert res.report["models"]["int8"]["graph"]["int8_end_to_end"]
+    assert "ensemble: the mean of" in res.paths["report_md"].read_text()
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    want = np.mean([keras.saving.load_model(d / "model.keras", compile=False).predict(f, verbose=0)
+                    for d in (run_copy, other) for f in (faces, faces[:, :, ::-1])], axis=0)
+    np.testing.assert_allclose(TFLiteClassifier(res.paths["float32"]).predict(faces[..., 0].astype(np.uint8)),
+                               want, atol=1e-4)
+    # refused before any work: the run itself, the run folder as output, a member on another split
+    with pytest.raises(UsageError, match="the run itself"):
+        run(run_copy, members=(run_copy,), progress=False)
+    with pytest.raises(UsageError, match="own folder"):
+        run(run_copy, members=(other,), out=run_copy, progress=False)
+    leak = new_run(tmp_path / "leak", sample_csv, epochs=1, seed=3)
+    with pytest.raises(ConvertError, match="seed differ"):
+        run(run_copy, members=(leak,), progress=False)
+
+
 # --- calibration ----------------------------------------------------------------------------------
 
 def test_calibration_is_seeded_real_training_faces(sample_csv):
@@ -248,6 +279,7 @@ def _main(argv, capsys):
     (["--int8", "--frobnicate"], 2, "No such option"),
     (["--int8", "--calib", "0"], 2, "--calib"),
     (["--int8", "--calib", "100000"], 3, "fewer than"),
+    (["--member", "no/such/run"], 3, "run folder not found: no/such/run"),
 ])
 @pytest.mark.slow
 def test_bad_flags_one_line(tiny_run, capsys, extra, code, needle):
