@@ -46,7 +46,9 @@ PROG = "python -m train"
 @click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Seeds the split (and the weights, unless --init-seed).")
+@click.option("--init-seed", type=int, default=None,
+              help="Seeds the weights, augmentation and shuffling only: another ensemble member on the same split.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
 @click.option("--weights", default=None, help="resnet50 backbone: imagenet, none, or a local .h5 / .weights.h5 file.")
 @click.option("--keep-stem-pool", is_flag=True, default=None, help="resnet50: keep the stem max-pool.")

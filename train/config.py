@@ -49,7 +49,8 @@ class TrainConfig:
     erasing: float = 0.0                  # random-erasing probability per training face
     class_weights: str = "balanced"       # paper | balanced | none
     split: str = "official"               # official | random80
-    seed: int = 0
+    seed: int = 0                         # the split; also the weights' and augmentation's unless init_seed is set
+    init_seed: int | None = None          # weights, augmentation, shuffling: another ensemble member on the same split
     val_fraction: float = 0.1
     augment: bool = True
     augmentation: str = "paper"           # paper | crop (train/augment.py KINDS)

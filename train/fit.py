@@ -39,7 +39,7 @@ from .registry import MODELS, normalize_weights
 DEFAULTS = TrainConfig().to_dict()
 
 # Must match between a run and its --resume: they decide the data, the split or the network.
-RESUME_KEYS = ("data", "model", "split", "seed", "val_fraction", "limit", "augment", "augmentation",
+RESUME_KEYS = ("data", "model", "split", "seed", "init_seed", "val_fraction", "limit", "augment", "augmentation",
                "dropout", "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing",
                "labels", "ferplus", "label_scheme")
 
@@ -49,7 +49,7 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     ``provenance`` (``device.provenance.record`` of the command) is stored in config.json; --resume ignores it."""
     out = Path(cfg.out)
     state = _prepare_folder(out, cfg)
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(init_seed(cfg))
 
     ds = load_fer2013(cfg.data)
     fp = load_labels(ds, cfg.labels, cfg.ferplus, cfg.label_scheme)  # None: FER2013's own labels
@@ -80,6 +80,11 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     state["train_time_s"] = before + (time.time() - t0)
     write_json(out / "state.json", state)
     return _finish(cfg, out, ds, split, state, history, fp)
+
+
+def init_seed(cfg: TrainConfig) -> int:
+    """The seed of everything random but the split: --init-seed, else --seed (runs before it had only that)."""
+    return cfg.seed if cfg.init_seed is None else cfg.init_seed
 
 
 def _soft(cfg: TrainConfig) -> bool:
@@ -178,7 +183,7 @@ def _batches(faces_or_views, labels, weights, cfg, shuffle, seed_offset=0) -> di
     at 1.2 s vs 0.65 s per batch of 64 for vgg_cnn on 2 cores). Cached ResNet50 views (a list, one
     view drawn per face per epoch) need the PyDataset."""
     if isinstance(faces_or_views, list):
-        return {"x": FeatureBatches(faces_or_views, labels, weights, cfg.batch_size, shuffle, cfg.seed + seed_offset)}
+        return {"x": FeatureBatches(faces_or_views, labels, weights, cfg.batch_size, shuffle, init_seed(cfg) + seed_offset)}
     return {"x": faces_or_views[..., None].astype(np.float32), "y": np.asarray(labels),
             "sample_weight": None if weights is None else np.asarray(weights, np.float32),
             "batch_size": cfg.batch_size, "shuffle": shuffle}
@@ -206,7 +211,7 @@ def _phase1(cfg, out, data, state, history):
         else:
             dropout = MODELS[cfg.model].dropout if cfg.dropout is None else cfg.dropout
             augment, backbone, head = build_resnet50_parts(normalize_weights(cfg.weights), cfg.keep_stem_pool,
-                                                           _augment(cfg), dropout, cfg.seed,
+                                                           _augment(cfg), dropout, init_seed(cfg),
                                                            len(LABEL_SETS[cfg.labels]))
             _compile(head, cfg, cfg.lr)
         views, val_feats = cache_split(backbone, augment if cfg.augment else None, tx, vx, out / "cache",
@@ -221,7 +226,7 @@ def _phase1(cfg, out, data, state, history):
         else:
             model = _compile(build_model(cfg.model, weights=normalize_weights(cfg.weights),
                                          keep_stem_pool=cfg.keep_stem_pool, augment=_augment(cfg),
-                                         dropout=cfg.dropout, seed=cfg.seed, erasing=cfg.erasing,
+                                         dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
                                          num_classes=len(LABEL_SETS[cfg.labels])), cfg, cfg.lr)
         _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"]),
              _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",

@@ -67,6 +67,20 @@ def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
 
 
 @pytest.mark.slow
+def test_init_seed_is_another_member_on_the_same_split(sample_csv, tmp_path):
+    """--init-seed changes the weights, never the split: what convert --member needs of an ensemble's runs."""
+    a = train_run(_cfg(sample_csv, tmp_path / "a", limit=60, model="vanilla_cnn"))
+    b = train_run(_cfg(sample_csv, tmp_path / "b", limit=60, model="vanilla_cnn", init_seed=5))
+    assert json.loads((b / "config.json").read_text())["init_seed"] == 5
+    assert read_metadata(a)["data"] == read_metadata(b)["data"]
+    assert json.loads((a / "metrics.json").read_text())["n"] == json.loads((b / "metrics.json").read_text())["n"]
+    wa, wb = (keras.models.load_model(d / "model.keras").get_layer(index=3).get_weights()[0] for d in (a, b))
+    assert wa.shape == wb.shape and not np.allclose(wa, wb)
+    with pytest.raises(ConfigError, match="init_seed"):
+        train_run(_cfg(sample_csv, b, limit=60, model="vanilla_cnn", epochs=2, resume=True))
+
+
+@pytest.mark.slow
 def test_resnet50_cached_then_fine_tune(sample_csv, tmp_path):
     out = train_run(_cfg(sample_csv, tmp_path / "r50", model="resnet50", weights="none", limit=40,
                          batch_size=8, cache_views=2, fine_tune_epochs=1))
