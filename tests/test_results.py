@@ -88,13 +88,14 @@ def tflite(name: str, acc: float, n: int, size: int, median: float) -> dict:
     return m
 
 
-def make_report(run: Path, out: Path, acc: float, split: str, n: int, flip: bool = False) -> None:
+def make_report(run: Path, out: Path, acc: float, split: str, n: int, flip: bool = False, members=()) -> None:
     test_name = "random80-test" if split == "random80" else "PublicTest"
-    argv = [f"runs/{run.name}", "--int8", *(["--flip-tta"] if flip else [])]  # as typed at the repository root
+    argv = [f"runs/{run.name}", "--int8", *(["--flip-tta"] if flip else []),  # as typed at the repository root
+            *(a for m in members for a in ("--member", f"runs/{m}"))]
     write(out / "report.json", {
         "format": "ferlite-convert-report/1", "date": iso(T0 + 60), "machine": {**MACHINE, "processor": None},
         "versions": {"tensorflow": "2.21.0", "keras": "3.15.1", "ai_edge_litert": "2.3.0", "numpy": "2.4.6"},
-        "run": {"dir": str(run), "flip_tta": flip}, "evaluation": {"split": test_name, "split_kind": split, "n": n},
+        "run": {"dir": str(run), "flip_tta": flip, "members": [f"runs/{m}" for m in members]}, "evaluation": {"split": test_name, "split_kind": split, "n": n},
         "calibration": {"n": 300, "seed": 0},
         "models": {"keras": {**scores(acc, acc - 0.05, n), "file": "model.keras", "size_bytes": 14130516},
                    "float32": tflite("float32", acc, n, 4664820, 1.49),
@@ -120,7 +121,7 @@ def make_bench(run: Path, out: Path, acc: float, n: int, test_name: str) -> None
 
 def make_run(root: Path, name: str, model: str = "vanilla_cnn", split: str = "random80", preset: str = "paper",
              weights: str | None = None, epochs: int = 7, acc: float = 0.42, report: bool = True,
-             bench: bool = True, flip: bool = False, archived: bool = False) -> Path:
+             bench: bool = True, flip: bool = False, archived: bool = False, ensemble: tuple = ()) -> Path:
     """A finished run folder (``archived``: as make_results --archive leaves it, archive.json instead of a model)."""
     run = root / name
     data = "../shared/data/fer2013/sample.csv"
@@ -146,6 +147,8 @@ def make_run(root: Path, name: str, model: str = "vanilla_cnn", split: str = "ra
         make_bench(run, run, acc, n, test_name)
     if flip:
         make_report(run, run / "flip-tta", acc + 0.008, split, n, flip=True)
+    if ensemble:  # convert RUN --int8 --flip-tta --member OTHER...
+        make_report(run, run / "ensemble-flip-tta", acc + 0.02, split, n, flip=True, members=ensemble)
     if archived:
         write(run / "archive.json", {"format": "ferlite-records/1", "from": f"runs/{name}", "model_keras_bytes": 14130516,
                                      "mtimes": {"model.keras": iso(T0), "metrics.json": iso(T0), "report.json":
@@ -202,7 +205,8 @@ def test_rendered_document_matches_the_expected_file(work):
              archived=True)
     make_run(records, "resnet50-paper-random80-randinit", "resnet50", weights="none", epochs=20, acc=0.34,
              bench=False, archived=True)
-    make_run(records, "vgg_cnn-best", "vgg_cnn", split="official", preset="best", epochs=60, acc=0.66, archived=True)
+    make_run(records, "vgg_cnn-best", "vgg_cnn", split="official", preset="best", epochs=60, acc=0.66, archived=True,
+             ensemble=("vgg_cnn-best-init1",))
     write(records / "peer_fer" / "peer.json", PEER)
     going = work / "runs" / "residual_cnn-official"
     write(going / "config.json", {"model": "residual_cnn", "epochs": 40, "fine_tune_epochs": 0, "split": "official"})
@@ -225,7 +229,8 @@ def test_committed_results_regenerate_from_the_committed_records(monkeypatch):
 
 def test_archive_keeps_every_figure_and_no_model(work):
     runs = work / "runs"
-    make_run(runs, "vanilla_cnn-official", split="official", preset="default", acc=0.6, flip=True)
+    make_run(runs, "vanilla_cnn-official", split="official", preset="default", acc=0.6, flip=True,
+             ensemble=("vanilla_cnn-official-init1",))
     make_run(runs, "resnet50-paper-random80-randinit", "resnet50", weights="none", acc=0.3, bench=False)
     write(runs / "peer_fer" / "peer.json", PEER)
     live = render(Path("records"), (Path("runs"),))
@@ -239,7 +244,8 @@ def test_archive_keeps_every_figure_and_no_model(work):
                                                                          "vanilla_cnn-official")
                                                    for f in ("archive.json", "config.json", "history.csv",
                                                              "metadata.json", "metrics.json", "report.json")),
-                           "vanilla_cnn-official/bench.json", "vanilla_cnn-official/flip-tta/report.json"])
+                           "vanilla_cnn-official/bench.json", "vanilla_cnn-official/flip-tta/report.json",
+                           "vanilla_cnn-official/ensemble-flip-tta/report.json"])
     # the run no longer has its bench: neither has its archive
     (runs / "vanilla_cnn-official" / "bench.json").unlink()
     assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0

@@ -6,7 +6,7 @@ from Training; PublicTest is only reported.
 """
 from __future__ import annotations
 
-from .collect import Run, g, latency, recorded, scores, split_kind
+from .collect import Run, g, latency, members, recorded, scores, split_kind
 from .text import NOT_RUN, duration, ms, pct, size, table
 
 
@@ -22,11 +22,18 @@ def recipe_short(cfg: dict) -> str:
     return ", ".join(parts)
 
 
-def ablation_row(run: Run, flip: bool = False) -> list[str]:
-    r = run.flip if flip else run
+def wrapping_text(r: Run) -> str:
+    """What the converted file adds to the run's model: other members, the mirror image."""
+    out = f" + the models of {', '.join(f'`{m}`' for m in members(r))} averaged in the file" if members(r) else ""
+    return out + (" + mirror-image average in the file" if g(r.report, "run", "flip_tta") else "")
+
+
+def ablation_row(run: Run, r: Run | None = None) -> list[str]:
+    """One row: the run's plain conversion, or ``r``, one of its wrapped ones (flip TTA, an ensemble)."""
+    r = r or run
     k, i8 = scores(r, "keras"), scores(r, "int8")
     cmd = recorded(run.config).get("command")
-    return [f"`{r.name}`", recipe_short(run.cfg) + (" + mirror-image average in the file" if flip else ""),
+    return [f"`{r.name}`", recipe_short(run.cfg) + wrapping_text(r),
             f"`{cmd}`" if cmd else NOT_RUN, str(run.metrics.get("epochs_run", "?")),
             duration(run.metrics.get("train_time_s")), pct(k.get("accuracy")),
             pct(scores(r, "float32").get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")),
@@ -40,7 +47,7 @@ def ablation_section(runs: list[Run]) -> list[str]:
         return []
     rows = []
     for r in sorted(official, key=lambda r: scores(r.flip or r, "int8").get("accuracy") or 0):
-        rows += [ablation_row(r)] + ([ablation_row(r, flip=True)] if r.flip else [])
+        rows += [ablation_row(r)] + [ablation_row(r, w) for w in [r.flip, *r.ensembles] if w]
     lines = ["## Ablation: recipes tried on the official split", "",
              "Every finished run on the official split (train on Training less a validation tenth, report on "
              "PublicTest), worst to best. Epochs and the kept checkpoint were chosen on the validation faces, "

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from convert.pipeline import FLIP_TTA_DIR as FLIP_DIR  # where convert --flip-tta writes
+from convert.pipeline import wrapped_dir
 from device.atomic import write_bytes, write_json
 from train.registry import MODELS, normalize_weights
 
 RECORDS = Path(__file__).resolve().parents[2] / "docs" / "runs"
+ENSEMBLE_DIRS = tuple(wrapped_dir(flip, 1) for flip in (False, True))  # where convert --member writes
 RECORD_FILES = ("config.json", "metadata.json", "metrics.json", "history.csv", "report.json", "bench.json",
-                "reproduce.json", f"{FLIP_DIR}/report.json", f"{FLIP_DIR}/bench.json")
+                "reproduce.json", f"{FLIP_DIR}/report.json", f"{FLIP_DIR}/bench.json",
+                *(f"{d}/{f}" for d in ENSEMBLE_DIRS for f in ("report.json", "bench.json")))
 PEER = Path("peer_fer") / "peer.json"  # scripts/peer_fer.py's output inside a runs folder
 CROSSCHECK = "ferplus_crosscheck"       # scripts/ferplus_crosscheck.py --json NAME.json inside a runs folder
 
@@ -74,6 +77,7 @@ class Run:
     archive: dict | None = None   # archive.json of archived records; None for a live run folder
     history: list = field(default_factory=list)
     flip: Run | None = None       # RUN/flip-tta: the same model converted averaged with its mirror image
+    ensembles: list = field(default_factory=list)  # RUN/ensemble[-flip-tta]: averaged with other runs' models
     problems: list = field(default_factory=list)
 
     @property
@@ -126,15 +130,27 @@ def load_run(folder: Path) -> Run:
             run.history = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error):
         pass
-    flip, _ = read_json(folder / FLIP_DIR / "report.json")
-    if flip:
-        run.flip = replace(run, name=f"{run.name}/{FLIP_DIR}", report=flip, flip=None,
-                           bench=read_json(folder / FLIP_DIR / "bench.json")[0])
+    run.flip = wrapped(run, folder, FLIP_DIR)
+    run.ensembles = [e for e in (wrapped(run, folder, d) for d in ENSEMBLE_DIRS) if e]
     keras = run.mtime("model.keras")
     for fname, doc, what in (("report.json", run.report, "the conversion"), ("bench.json", run.bench, "the bench")):
         if doc and keras and (run.mtime(fname) or keras) < keras:
             run.problems.append(f"{fname} is older than model.keras: {what} describes an earlier model (rerun it)")
     return run
+
+
+def wrapped(run: Run, folder: Path, sub: str) -> Run | None:
+    """RUN/sub's conversion (the run's model wrapped by --flip-tta or --member) as a Run of its own, or None."""
+    report, _ = read_json(folder / sub / "report.json")
+    if not report:
+        return None
+    return replace(run, name=f"{run.name}/{sub}", report=report, flip=None, ensembles=[],
+                   bench=read_json(folder / sub / "bench.json")[0])
+
+
+def members(run: Run) -> list[str]:
+    """The other runs an ensemble's file averages with this one (their folder names), [] for a single model."""
+    return [Path(m).name for m in g(run.report, "run", "members", default=None) or []]
 
 
 def find_runs(roots: list[Path]) -> tuple[list[Run], list[tuple[Path, dict, dict]]]:

@@ -9,7 +9,7 @@ from train.config import PRESETS
 from train.registry import MODELS, PAPER_MODELS
 
 from .ablation import ablation_section
-from .collect import Collected, Run, final_train_accuracy, g, latency, planned_epochs, recorded, scores, shown_path
+from .collect import Collected, Run, final_train_accuracy, g, latency, members, planned_epochs, recorded, scores, shown_path
 from .ferplus import ferplus_section
 from .run_section import run_section
 from .text import (NOT_RUN, PAPER, RANDOM_INIT, epochs_text, loop_fps, machine_text, ms, pct, pp, size, split_text,
@@ -70,6 +70,8 @@ def summary_section(runs: list[Run], unfinished) -> list[str]:
         rows += [] if mine else going or [[PAPER[model][0]] + [NOT_RUN] * 11]
         for r in mine:
             rows += [summary_row(r)] + ([summary_row(r.flip, f"{title(r)} + flip TTA")] if r.flip else [])
+            rows += [summary_row(e, f"{title(r)} ensemble of {1 + len(members(e))}"
+                                 + (" + flip TTA" if g(e.report, "run", "flip_tta") else "")) for e in r.ensembles]
     lines = ["## Summary", "",
              "Accuracy is on the split named in each row; int8 drop = float32 − int8 accuracy, in percentage points "
              "(positive: int8 is worse). Latency: one face (batch 1), median after warm-up, 1 thread. Loop fps: the "

@@ -7,7 +7,7 @@ from pathlib import Path
 from device.contract import LABELS
 from train.registry import MODELS, normalize_weights
 
-from .collect import Run, epochs_planned, g, latency, recorded, scores, split_name
+from .collect import Run, epochs_planned, g, latency, members, recorded, scores, split_name
 from .text import (NOT_RUN, RANDOM_INIT, duration, loop_fps, machine_text, ms, pct, pp, recipe_text, size,
                    split_text, table, title)
 
@@ -113,4 +113,9 @@ def run_section(run: Run) -> list[str]:
         out += [f"The same trained model converted with `--flip-tta` (each face classified with its mirror image, "
                 f"probabilities averaged inside the .tflite file; row `{run.flip.name}` of the summary):", ""]
         out += commands(run.flip, STAGES[1:])
+    for e in run.ensembles:
+        out += [f"Ensemble: this run's model averaged with {', '.join(f'`{m}`' for m in members(e))}"
+                + (" (and every model with its mirror image)" if g(e.report, "run", "flip_tta") else "")
+                + f" inside one .tflite file (`convert --member`; row `{e.name}` of the summary and the ablation):", ""]
+        out += figures(e, *(scores(e, n) for n in ("keras", "float32", "int8"))) + commands(e, STAGES[1:])
     return out
