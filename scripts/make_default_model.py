@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Ship the default model (device/models/default/) from a finished training run.
 
-    python scripts/make_default_model.py [RUN] [--flip-tta] [--dest DIR] [--max-bytes N]
+    python scripts/make_default_model.py [RUN] [--flip-tta] [--member RUN2 ...] [--dest DIR] [--max-bytes N]
     python scripts/make_default_model.py docs/runs/vanilla_cnn-official --flip-tta --readme-only
 
 RUN defaults to runs/vanilla_cnn-official. Each option falls back to the environment variable
 scripts/make_default_model.sh read (FLIP_TTA=0|1, DEST, MAX_BYTES). --flip-tta ships RUN/flip-tta
-(``python -m convert RUN --int8 --flip-tta``: the model averaged with its mirror image inside the file).
+(``python -m convert RUN --int8 --flip-tta``: the model averaged with its mirror image inside the file);
+--member RUN2 ships an ensemble, RUN/ensemble[-flip-tta] (``convert RUN --int8 --member RUN2``).
 
 Converts RUN (convert.pipeline.run, as ``python -m convert RUN --int8`` would) unless its outputs are
 newer than model.keras and its report is of the kind shipped (int8, flip-averaged exactly when
@@ -27,6 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import results as mr  # noqa: E402  (scripts/results/: the records, read and formatted as docs/RESULTS.md shows them)
 from device.atomic import write_bytes, write_text  # noqa: E402
 from device.errors import GateFailed, InputError, UsageError, guarded  # noqa: E402
+from convert.pipeline import wrapped_dir  # noqa: E402
 from device.metadata import METADATA_NAME  # noqa: E402
 from reproduce import convert, from_caller  # noqa: E402  (convert.pipeline.run, recording the command)
 
@@ -41,6 +43,8 @@ def parse_opt(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("run", nargs="?", help=f"the training run folder (default {DEFAULTS['run']})")
     ap.add_argument("--flip-tta", action="store_const", const="1", help="ship RUN/flip-tta (env FLIP_TTA=1)")
+    ap.add_argument("--member", action="append", default=[], metavar="RUN2",
+                    help="another run averaged with RUN inside the file (convert --member; repeatable)")
     ap.add_argument("--dest", help=f"where the default model lives (env DEST; default {DEFAULTS['dest']})")
     ap.add_argument("--max-bytes", help="largest int8 model shipped (env MAX_BYTES; default 2000000)")
     ap.add_argument("--readme-only", action="store_true", help="rewrite DEST/README.md from RUN's records only")
@@ -48,10 +52,11 @@ def parse_opt(argv=None) -> argparse.Namespace:
     for key in DEFAULTS:  # flag, else the shell script's environment variable, else the default
         given = getattr(opt, key) or (os.environ.get(key.upper()) if key != "run" else None)
         setattr(opt, key, from_caller(given) if given and key in ("run", "dest") else given or DEFAULTS[key])
+    opt.member = [from_caller(m) for m in opt.member]
     return opt
 
 
-def check(run: str, flip_tta: str, max_bytes: str, readme_only: bool, **_) -> None:
+def check(run: str, flip_tta: str, max_bytes: str, readme_only: bool, member: list[str] = (), **_) -> None:
     if flip_tta not in ("0", "1"):
         raise UsageError(f"FLIP_TTA must be 0 or 1, got '{flip_tta}'")
     if not max_bytes.isdigit():
@@ -59,24 +64,31 @@ def check(run: str, flip_tta: str, max_bytes: str, readme_only: bool, **_) -> No
     if not Path(run).is_dir():
         raise InputError(f"run folder not found: {run}")
     needed = ("metrics.json", "config.json") if readme_only else ("metrics.json", "model.keras")
-    if not all((Path(run) / f).is_file() for f in needed):
-        raise InputError(f"{run} has not finished training (no {' / '.join(needed)} yet): nothing to ship")
+    for folder in [run, *member]:
+        if not Path(folder).is_dir():
+            raise InputError(f"run folder not found: {folder}")
+        if not all((Path(folder) / f).is_file() for f in needed):
+            raise InputError(f"{folder} has not finished training (no {' / '.join(needed)} yet): nothing to ship")
 
 
-def converted(run: Path, src: Path, flip_tta: bool) -> bool:
-    """src holds a conversion newer than model.keras, with int8 in it, flip-averaged exactly when asked."""
+def converted(run: Path, src: Path, flip_tta: bool, members: list[str] = ()) -> bool:
+    """src holds a conversion newer than every model.keras in it, with int8 in it, flip-averaged exactly
+    when asked, of exactly these members."""
     report = mr.read_json(src / "report.json")[0] or {}
-    keras = (run / "model.keras").stat().st_mtime
-    return (all((src / f).is_file() and (src / f).stat().st_mtime > keras for f in FRESH)
+    keras = max((Path(r) / "model.keras").stat().st_mtime for r in [run, *members])
+    same = [Path(m).resolve() for m in mr.g(report, "run", "members", default=None) or []] == \
+        [Path(m).resolve() for m in members]
+    return (all((src / f).is_file() and (src / f).stat().st_mtime > keras for f in FRESH) and same
             and "int8" in (report.get("models") or {}) and bool(mr.g(report, "run", "flip_tta")) == flip_tta)
 
 
-def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool) -> None:
-    if converted(run, src, flip_tta):
+def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool, members: list[str] = ()) -> None:
+    if converted(run, src, flip_tta, members):
         print(f"convert: {src} is already converted (report.json newer than model.keras)", file=sys.stderr)
     else:
-        print(f"convert: python -m convert {run} --int8{' --flip-tta' if flip_tta else ''}", file=sys.stderr)
-        convert(run, via=f"{PROG} {run}" + (" --flip-tta" if flip_tta else ""), flip_tta=flip_tta)
+        flags = (" --flip-tta" if flip_tta else "") + "".join(f" --member {m}" for m in members)
+        print(f"convert: python -m convert {run} --int8{flags}", file=sys.stderr)
+        convert(run, via=f"{PROG} {run}{flags}", flip_tta=flip_tta, members=tuple(members))
     size = (src / "model_int8.tflite").stat().st_size
     if size > max_bytes:
         raise GateFailed(f"{src}/model_int8.tflite is {size} bytes, over the {max_bytes}-byte limit for the shipped model")
@@ -86,11 +98,13 @@ def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool) -> No
     print(f"default model: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
 
 
-def readme(run: Path, flip_tta: bool) -> str:
+def readme(run: Path, flip_tta: bool, members: list[str] = ()) -> str:
     r = mr.load_run(run)
-    shipped = r.flip if flip_tta else r
+    sub = wrapped_dir(flip_tta, len(members))
+    shipped = next((w for w in [r.flip, *r.ensembles] if w and w.name.endswith("/" + str(sub))), None) if sub else r
     if shipped is None:
-        raise InputError(f"{run}/flip-tta/report.json not found: convert with --flip-tta first")
+        raise InputError(f"{run}/{sub}/report.json not found: convert it first (python -m convert {run} --int8"
+                         + (" --flip-tta" if flip_tta else "") + "".join(f" --member {m}" for m in members) + ")")
     k, f32, i8 = (mr.scores(shipped, n) for n in ("keras", "float32", "int8"))
     origin = mr.g(r.archive, "from") or mr.shown_path(run)
     data = mr.g(r.metadata, "data", default={})
@@ -98,14 +112,19 @@ def readme(run: Path, flip_tta: bool) -> str:
     train_cmd = prov.get("command") or "# training command: not recorded (no provenance in config.json)"
     if prov.get("recovered_from"):
         train_cmd = f"# recovered from {prov['recovered_from']}\n{train_cmd}"
-    flip = " --flip-tta" if flip_tta else ""
+    flip = (" --flip-tta" if flip_tta else "") + "".join(f" --member {mr.shown_path(Path(m))}" for m in members)
+    member_cmds = [mr.recorded(mr.read_json(Path(m) / "config.json")[0]).get("command")
+                   or f"# {m}: training command not recorded" for m in members]
     return "\n".join([
         "# The default model", "",
         "`device/run.py` uses `model_int8.tflite` and `metadata.json` from this folder when no `--model` is given. "
         f"Made by `scripts/make_default_model.py`; do not edit by hand.", "",
         f"- From run folder: `{origin}` ({r.model}, {mr.g(r.metadata, 'params', default=0):,} parameters)"
         + (", converted with `--flip-tta`: the file classifies each face and its mirror image and averages the two "
-           "probability vectors (twice the model time; the device runtime needs nothing extra)" if flip_tta else ""),
+           "probability vectors (twice the model time; the device runtime needs nothing extra)" if flip_tta else "")
+        + (f"; an ensemble: the file also holds the model of {', '.join(f'`{mr.shown_path(Path(m))}`' for m in members)} "
+           f"(same recipe, data and split, another --init-seed) and averages all {1 + len(members)} models' "
+           f"probabilities ({1 + len(members)}x the time of one)" if members else ""),
         mr.recipe_text(r.cfg) + f"; epochs run {r.metrics.get('epochs_run', '?')} of {mr.epochs_planned(r) or '?'} "
         f"planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} at epoch "
         f"{r.metrics.get('best_epoch', '?')})",
@@ -119,18 +138,19 @@ def readme(run: Path, flip_tta: bool) -> str:
         "- `metadata.json`: labels, input contract, data and split of the run",
         "- `report.md`: the conversion report (its confusion-matrix images stay in the run folder)",
         f"- not shipped: `model_float32.tflite` ({mr.size(f32.get('size_bytes'))}), in `{origin}"
-        f"{'/' + mr.FLIP_DIR if flip_tta else ''}` with the rest of the conversion", "",
-        "Remake it (from the repository root):", "", "```bash", train_cmd,
+        f"{'/' + sub if sub else ''}` with the rest of the conversion", "",
+        "Remake it (from the repository root):", "", "```bash", train_cmd, *member_cmds,
         f"python scripts/make_default_model.py {origin}{flip}   # converts (python -m convert RUN --int8{flip}) "
         "if needed, then copies", "```", ""])
 
 
-def run(run: str, dest: str, max_bytes: str, flip_tta: str, readme_only: bool) -> None:
-    check(run, flip_tta, max_bytes, readme_only)
+def run(run: str, dest: str, max_bytes: str, flip_tta: str, readme_only: bool, member: list[str] = ()) -> None:
+    check(run, flip_tta, max_bytes, readme_only, member)
     run_dir, dest_dir, flip = Path(run), Path(dest), flip_tta == "1"
+    sub = wrapped_dir(flip, len(member))
     if not readme_only:
-        ship(run_dir, run_dir / mr.FLIP_DIR if flip else run_dir, dest_dir, int(max_bytes), flip)
-    write_text(dest_dir / "README.md", readme(run_dir, flip))
+        ship(run_dir, run_dir / sub if sub else run_dir, dest_dir, int(max_bytes), flip, member)
+    write_text(dest_dir / "README.md", readme(run_dir, flip, member))
 
 
 def main(opt: argparse.Namespace) -> int:

@@ -120,12 +120,13 @@ def train(model: str, data: str, split: str, epochs: int, weights: str | None, r
     train_run(cfg, provenance={**record("python -m train", argv, cfg), "via": via})
 
 
-def convert(run_dir: Path, via: str, flip_tta: bool = False) -> None:
+def convert(run_dir: Path, via: str, flip_tta: bool = False, members: tuple[str, ...] = ()) -> None:
     from convert.pipeline import run as convert_run
     from convert.report import summary
-    argv = [str(run_dir), "--int8", *(["--flip-tta"] if flip_tta else [])]
-    result = convert_run(run_dir, int8=True, flip_tta=flip_tta, provenance={
-        **record("python -m convert", argv, {"run_dir": str(run_dir), "int8": True, "flip_tta": flip_tta}), "via": via})
+    argv = [str(run_dir), "--int8", *(["--flip-tta"] if flip_tta else []), *(a for m in members for a in ("--member", m))]
+    options = {"run_dir": str(run_dir), "int8": True, "flip_tta": flip_tta, "members": list(members)}
+    result = convert_run(run_dir, int8=True, flip_tta=flip_tta, members=members, provenance={
+        **record("python -m convert", argv, options), "via": via})
     print(summary(result.report, result.paths["report_md"]))
 
 

@@ -353,10 +353,10 @@ def test_reproduce_records_the_command_that_gives_its_config(work):
         assert given and all(cfg.to_dict()[k] == v for k, v in given.items()), (given, cfg)
 
 
-def shipped_run(work: Path, flip: bool = False) -> Path:
+def shipped_run(work: Path, flip: bool = False, ensemble: tuple = ()) -> Path:
     run = make_run(work / "runs", "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.6,
-                   flip=flip)
-    src = run / "flip-tta" if flip else run
+                   flip=flip, ensemble=ensemble)
+    src = run / "ensemble-flip-tta" if ensemble else run / "flip-tta" if flip else run
     (src / "metadata.json").write_bytes((run / "metadata.json").read_bytes())
     for f, body in (("model_float32.tflite", b"f" * 5000), ("model_int8.tflite", b"i" * 1200), ("report.md", b"r")):
         (src / f).write_bytes(body)
@@ -398,6 +398,29 @@ def test_make_default_model_ships_the_flip_tta_folder(work):
     assert f"python scripts/make_default_model.py {run} --flip-tta" in readme
     p = script("make_default_model.py", str(run), "--dest", str(dest), env={"FLIP_TTA": "yes"})
     assert p.returncode == 2 and "FLIP_TTA must be 0 or 1" in p.stderr
+
+
+def test_make_default_model_ships_an_ensemble(work):
+    """--member: the RUN/ensemble-flip-tta file of exactly those members, and a README that says how to remake it."""
+    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="default", epochs=40,
+                      acc=0.59)
+    run = shipped_run(work, flip=True, ensemble=("vanilla_cnn-official-init1",))
+    report = run / "ensemble-flip-tta" / "report.json"
+    doc = json.loads(report.read_text())
+    doc["run"]["members"] = [str(member)]  # as convert records a member given by its full path
+    write(report, doc)
+    os.utime(report, (T0 + 60, T0 + 60))
+    dest = work / "default"
+    p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(member), "--dest", str(dest),
+               "--max-bytes", "4000000")
+    assert p.returncode == 0 and "already converted" in p.stderr, p.stderr
+    assert (dest / "model_int8.tflite").read_bytes() == b"i" * 1200
+    readme = (dest / "README.md").read_text(encoding="utf-8")
+    assert "**62.25%**" in readme and "an ensemble: the file also holds the model of" in readme
+    assert f"python scripts/make_default_model.py {run} --flip-tta --member {member}" in readme
+    assert "--out runs/vanilla_cnn-official-init1" in readme  # the member's own training command
+    p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(work / "nope"), "--dest", str(dest))
+    assert p.returncode == 3 and "run folder not found" in p.stderr
 
 
 def test_make_default_model_readme_from_archived_records(work):
