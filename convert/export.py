@@ -51,9 +51,12 @@ def _converter(model):
 
 
 def _convert(converter, what: str) -> bytes:
+    import contextlib
+    import io
+
     from .console import captured_stderr
-    try:
-        with captured_stderr() as cap:
+    try:  # stdout too: Keras's export prints every captured variable's TensorSpec (a hundred lines for vgg_cnn)
+        with captured_stderr() as cap, contextlib.redirect_stdout(io.StringIO()):
             return bytes(converter.convert())
     except Exception as e:  # ConverterError, ValueError, RuntimeError: keep the converter's text
         msg = " ".join(str(e).split())

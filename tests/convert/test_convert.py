@@ -127,9 +127,10 @@ def test_report_fields(converted):
 
 
 @pytest.mark.slow
-def test_default_out_is_run_folder_float32_only(run_copy):
+def test_default_out_is_run_folder_float32_only(run_copy, capsys):
     from convert.pipeline import run
     res = run(run_copy, eval_limit=20, latency_runs=2, eval_faces=0, progress=False)
+    assert "TensorSpec" not in capsys.readouterr().out  # Keras's export chatter stays out of the user's terminal
     assert res.out_dir == run_copy and (run_copy / "model_float32.tflite").is_file()
     assert not (run_copy / "model_int8.tflite").exists() and not (run_copy / "eval_faces.npz").exists()
     assert set(res.report["models"]) == {"keras", "float32"} and res.report["evaluation"]["n"] == 20
