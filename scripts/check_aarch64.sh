@@ -53,7 +53,7 @@ machine_line() {  # what docs/AARCH64.md puts beside each table: CPU, cores, OS,
   local cpu os
   cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
   os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
-  echo "$(uname -m) ${cpu:-unknown CPU} ($(nproc) cores), ${os:-$(uname -s)}, qemu $(qemu-aarch64-static --version | sed -n '1s/.*version \([^ ]*\).*/\1/p'), $(date -u +%Y-%m-%d)"
+  echo "$(uname -m) ${cpu:-unknown CPU} ($(nproc --all) cores$([ "$(nproc)" = "$(nproc --all)" ] || echo ", $(nproc) usable by this script")), ${os:-$(uname -s)}, qemu $(qemu-aarch64-static --version | sed -n '1s/.*version \([^ ]*\).*/\1/p'), $(date -u +%Y-%m-%d)"
 }
 die() { echo "error: $*" >&2; exit "${2:-1}"; }
 
