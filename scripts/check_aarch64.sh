@@ -168,7 +168,10 @@ EMULATION_LEAVES_OUT=(
 
 run_tests() {  # $1 target; pytest's last line -> $CACHE/tests-$1.txt (the summary table)
   say "$1: tests/device under emulation, less EMULATION_LEAVES_OUT (too long at emulated speed)"
-  on_arm "$1" "$CACHE/venv-$1/bin/python" -m pytest -q -p no:cacheprovider --durations=5 tests/device \
+  # The tests' hang guards (child-process timeouts, tests/device/timing.py) stretch by this factor: under
+  # qemu a child Python starts and runs 10-20x slower, more beside other work.
+  FERLITE_TEST_TIMEOUT_SCALE=${FERLITE_TEST_TIMEOUT_SCALE:-10} \
+    on_arm "$1" "$CACHE/venv-$1/bin/python" -m pytest -q -p no:cacheprovider --durations=5 tests/device \
     "${EMULATION_LEAVES_OUT[@]}" | tee "$CACHE/tests-$1.out"
   local rc=${PIPESTATUS[0]}  # pytest's status, not tee's
   tail -1 "$CACHE/tests-$1.out" | sed 's/^=* *//; s/ *=*$//' > "$CACHE/tests-$1.txt"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from device.errors import EXIT_ENV, EXIT_FAILED, EXIT_INPUT, EXIT_USAGE
+from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "ferlite.service"
@@ -50,7 +51,7 @@ def one(unit, section: str, key: str) -> str:
 
 def render(prefix: Path, env_file: Path, *args: str) -> str:
     p = subprocess.run(["bash", str(INSTALL), "--render", "--prefix", str(prefix), *args], capture_output=True,
-                       text=True, timeout=30, env={**os.environ, "FERLITE_ENV_FILE": str(env_file)})
+                       text=True, timeout=patient(30), env={**os.environ, "FERLITE_ENV_FILE": str(env_file)})
     assert p.returncode == 0 and not p.stderr, p.stderr
     return p.stdout
 
@@ -121,7 +122,7 @@ def test_filled_in_unit_is_complete_and_verifies(installed):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze not installed")
     p = subprocess.run(["systemd-analyze", "verify", str(installed["file"])], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=patient(60))
     assert p.returncode == 0 and not p.stderr.strip(), p.stderr  # verify exits 0 on warnings: none allowed
 
 
@@ -132,7 +133,7 @@ def test_filled_in_unit_is_complete_and_verifies(installed):
 ])
 def test_install_refuses_bad_options_before_doing_anything(args, message, tmp_path):
     p = subprocess.run(["bash", str(INSTALL), "--prefix", str(tmp_path / "opt"), *args], capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=patient(30))
     assert (p.returncode, p.stderr) == (EXIT_USAGE, message + "\n")
     assert not (tmp_path / "opt").exists()
 
@@ -141,7 +142,7 @@ def test_rotate_log_keeps_the_last_runs(tmp_path):
     log = tmp_path / "ferlite.jsonl"
 
     def rotate(keep=3):
-        subprocess.run(["/bin/sh", str(ROTATE), str(log), str(keep)], check=True, timeout=10)
+        subprocess.run(["/bin/sh", str(ROTATE), str(log), str(keep)], check=True, timeout=patient(10))
     rotate()  # no log yet: nothing to do
     assert list(tmp_path.iterdir()) == []
     log.write_text("")
@@ -198,7 +199,7 @@ def test_service_camera_lost_then_restarted(installed, tmp_path, faces_dir):
     env = {**os.environ, "PYTHONPATH": str(stand_in), "STAND_IN_FAIL_AFTER": "6"}
 
     def run(cmd, env):
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=patient(180), env=env, cwd=tmp_path)
     assert run(pre, env).returncode == 0
     first = run(start, env)
     why = "picamera2:0: frame capture failed 6 times in a row (TimeoutError: camera frontend has timed out)"

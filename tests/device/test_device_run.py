@@ -16,6 +16,7 @@ import pytest
 
 from device.contract import LABELS
 from device.run import DEFAULT_MODEL
+from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "device" / "run.py"
@@ -163,7 +164,7 @@ def test_camera_grab_failing_mid_run_retries_then_exits_1(model_int8, faces_dir,
 
 def run_py(*args, env=None, timeout=60, cwd=ROOT):
     return subprocess.run([sys.executable, str(RUN_PY), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd)
+                          timeout=patient(timeout), env=env, cwd=cwd)
 
 
 def one_error_line(proc, code, start):
@@ -224,7 +225,7 @@ def test_missing_interpreter_package_names_pip(faces_dir, model_int8):
     code = ("import sys, runpy; sys.modules['ai_edge_litert'] = None; sys.modules['tflite_runtime'] = None; "
             f"sys.argv = ['run.py', '--source', {str(faces_dir / 'fer_justin.jpg')!r}, '--model', {str(model_int8)!r}]; "
             f"runpy.run_path({str(RUN_PY)!r}, run_name='__main__')")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=patient(60))
     one_error_line(p, 4, "no LiteRT interpreter found: install one with 'pip install ai-edge-litert'")
 
 
@@ -235,13 +236,13 @@ def test_signal_flushes_log_and_exits_0(faces_dir, model_int8, tmp_path, sig):
                              "--model", str(model_int8), "--detect-every", "1", "--log", str(log)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patient(30)
         while time.monotonic() < deadline:
             if log.exists() and log.read_text().count('"type":"frame"') >= 3:
                 break
             time.sleep(0.05)
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=patient(30))
     finally:
         proc.kill()
     assert proc.returncode == 0, err
@@ -269,7 +270,7 @@ def test_runs_from_a_copied_device_folder_without_tensorflow(faces_dir, model_in
             "print('DEVICE', device.__file__)\n"
             "print('HEAVY', heavy)\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=patient(60), cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert f"DEVICE {tmp_path / 'pi' / 'device' / '__init__.py'}" in lines

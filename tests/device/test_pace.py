@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from device.pace import Pacer
+from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
 
 RUN_PY = Path(__file__).resolve().parents[2] / "device" / "run.py"
 
@@ -78,7 +79,7 @@ def test_clip_plays_at_the_limit(faces_dir, model_int8, tmp_path):
     """run.py on the clip at --max-fps 20: 40 frames take about 2 s, and the summary says so."""
     p = subprocess.run([sys.executable, str(RUN_PY), "--source", str(faces_dir / "fer_test.mp4"), "--model",
                         str(model_int8), "--max-fps", "20", "--max-frames", "40", "--log", str(tmp_path / "r.jsonl")],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                       capture_output=True, text=True, timeout=patient(300), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert p.returncode == 0, p.stderr
     s = json.loads(p.stdout.strip().splitlines()[-1])
     assert s["frames"] == 40 and s["max_fps"] == 20
@@ -87,5 +88,5 @@ def test_clip_plays_at_the_limit(faces_dir, model_int8, tmp_path):
 
 def test_bad_max_fps_flag(faces_dir, model_int8):
     p = subprocess.run([sys.executable, str(RUN_PY), "--source", str(faces_dir / "fer_justin.jpg"),
-                        "--model", str(model_int8), "--max-fps", "0"], capture_output=True, text=True, timeout=120)
+                        "--model", str(model_int8), "--max-fps", "0"], capture_output=True, text=True, timeout=patient(120))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--max-fps" in p.stderr, p.stderr

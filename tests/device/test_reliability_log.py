@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from device.log import JsonlWriter, rotated_name
+from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "device" / "run.py"
@@ -26,7 +27,7 @@ def run_py(*args, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     kw.setdefault("stdout", subprocess.PIPE)
     return subprocess.run([sys.executable, str(RUN_PY), *map(str, args)], stderr=subprocess.PIPE, text=True,
-                          timeout=300, env=env, **kw)
+                          timeout=patient(300), env=env, **kw)
 
 
 def whole_lines(text: str) -> list[dict]:
@@ -64,7 +65,7 @@ def test_named_pipe(faces_dir, model_int8, tmp_path):
     t = threading.Thread(target=reader)
     t.start()
     p = run_py("--source", faces_dir, "--model", model_int8, "--log", fifo)
-    t.join(timeout=60)
+    t.join(timeout=patient(60))
     assert p.returncode == 0, p.stderr
     records = whole_lines(got["text"])
     assert [r["type"] for r in records] == ["start"] + ["frame"] * 5 + ["event", "summary"]
@@ -84,7 +85,7 @@ def test_named_pipe_reader_goes_away(faces_dir, model_int8, tmp_path):
     t.start()
     p = run_py("--source", faces_dir / "fer_test.mp4", "--loop", "--max-frames", "600", "--model", model_int8,
                "--log", fifo)  # ~200 KB of records: more than a pipe holds
-    t.join(timeout=60)
+    t.join(timeout=patient(60))
     assert p.returncode == 0, p.stderr
     assert [json.loads(line)["type"] for line in got] == ["start", "frame", "frame"]
     lines = log_lines(p.stderr)
@@ -289,7 +290,7 @@ def test_deleted_during_a_run(faces_dir, model_int8, tmp_path):
         if log.exists() and log.stat().st_size > 20_000:  # some way in
             log.unlink()
             deleted = True
-    out, err = proc.communicate(timeout=300)
+    out, err = proc.communicate(timeout=patient(300))
     assert proc.returncode == 0, err
     assert deleted, "the run ended before the log could be deleted"
     lines = log_lines(err)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from device.sources import ImageSource, LoopUnsupported, SourceUnavailable, VideoSource, open_source
+from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "device" / "run.py"
@@ -21,7 +22,7 @@ PHOTOS = ("facerec_biden.jpg", "facerec_obama.jpg", "facerec_two_people.jpg", "f
 
 def run_py(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(RUN_PY), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                          timeout=patient(300), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from device.telemetry.config import (ENV_PASSWORD, ENV_USERNAME, make_broker, ma
 from device.telemetry.consumer import Fleet
 from device.telemetry.outbox import Outbox
 from device.telemetry.topics import kind_of, split_topic, strip_envelope
+from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "device" / "run.py"
@@ -165,11 +166,11 @@ def test_paho_is_imported_only_with_mqtt(faces_dir, model_int8):
            f"    runpy.run_path({str(RUN_PY)!r}, run_name='__main__')\n"
            "except SystemExit as e:\n"
            "    print('EXIT', e.code, sorted(m for m in sys.modules if m.split('.')[0] == 'paho'))\n")
-    p = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=patient(60))
     assert p.stdout.splitlines()[-1] == "EXIT 0 []", p.stderr
     blocked = "import sys; sys.modules['paho'] = None\n" + run
     p = subprocess.run([sys.executable, "-c", blocked, "--mqtt", "mqtt://127.0.0.1:1"], capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=patient(60))
     assert p.stdout.splitlines()[-1] == "EXIT 4 ['paho']"   # the blocked entry (None) only
     assert p.stderr == "error: --mqtt needs the paho-mqtt package: pip install -r device/requirements-mqtt.txt\n"
 
