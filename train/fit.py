@@ -64,7 +64,7 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     print(split.summary())
     if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
-    write_json(out / "config.json", {**cfg.to_dict(), **({"provenance": provenance} if provenance else {})})
+    write_json(out / "config.json", {**cfg.to_dict(), **_provenance(out, cfg, provenance)})
 
     n_classes = len(LABEL_SETS[cfg.labels])
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.
@@ -80,6 +80,18 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     state["train_time_s"] = before + (time.time() - t0)
     write_json(out / "state.json", state)
     return _finish(cfg, out, ds, split, state, history, fp)
+
+
+def _provenance(out: Path, cfg: TrainConfig, provenance: dict | None) -> dict:
+    """config.json's provenance: the command that started the run (what remakes it), and for a --resume the
+    commands that continued it, under ``resumed``; a run started before provenance existed keeps this one."""
+    if not provenance:
+        return {}
+    saved = (json.loads((out / "config.json").read_text()) if cfg.resume and (out / "config.json").is_file()
+             else {}).get("provenance")
+    if not saved:
+        return {"provenance": provenance}
+    return {"provenance": {**saved, "resumed": [*saved.get("resumed", []), provenance]}}
 
 
 def init_seed(cfg: TrainConfig) -> int:

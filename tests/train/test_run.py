@@ -58,7 +58,11 @@ def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
     assert json.loads((out / "config.json").read_text())["provenance"]["argv"] == ["--limit", "100"]
     first = read_history(out / "history.csv")
     # config.json holds a provenance block now: --resume compares only the keys that decide the run
-    train_run(_cfg(sample_csv, out, limit=100, epochs=2, resume=True))
+    train_run(_cfg(sample_csv, out, limit=100, epochs=2, resume=True),
+              provenance=record("python -m train", ["--limit", "100", "--epochs", "2", "--resume"]))
+    prov = json.loads((out / "config.json").read_text())["provenance"]
+    assert prov["argv"] == ["--limit", "100"]  # the command that remakes the run; the continuation beside it
+    assert [r["argv"] for r in prov["resumed"]] == [["--limit", "100", "--epochs", "2", "--resume"]]
     hist = read_history(out / "history.csv")
     assert [h["epoch"] for h in hist] == [1, 2] and hist[0] == first[0]
     assert json.loads((out / "state.json").read_text())["epoch"] == 2
