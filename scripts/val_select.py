@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Choose what to ship on the validation faces, never on the test split: each run alone, with the
+mirror image, and the runs' ensemble, scored on the first run's validation faces.
+
+    python scripts/val_select.py RUN [RUN2 ...] [--json out.json]
+
+The runs must share labels, data and split (``convert --member``'s rule), so the validation faces
+are none of theirs' training faces. Keras models, the one shared ``device.metrics.evaluate``; the
+candidate with the best validation accuracy is what to convert (``python -m convert RUN --int8
+[--flip-tta] [--member RUN2]``) and ship. PublicTest is reported by convert, never looked at here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PROG = "python scripts/val_select.py"
+
+
+def parse_opt(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="finished training run folders (the first one's split is used)")
+    ap.add_argument("--data", help="the runs' data file, if it moved since training")
+    ap.add_argument("--json", help="write the rows here, with the command that made them")
+    return ap.parse_args(argv)
+
+
+def candidates(n: int) -> list[tuple[str, tuple[int, ...], bool]]:
+    """(name, member indices, flip): every run alone, plain and mirrored, then all of them averaged."""
+    single = [(f"run {i + 1}" + (" + flip" if flip else ""), (i,), flip) for i in range(n) for flip in (False, True)]
+    return single + ([(f"ensemble of {n}" + (" + flip" if flip else ""), tuple(range(n)), flip)
+                      for flip in (False, True)] if n > 1 else [])
+
+
+def select(runs: list[str], data: str | None = None) -> list[dict]:
+    from convert import calibration as cal
+    from convert.pipeline import check_member, check_run_dir, load_keras_model, read_config
+    from convert.report import keras_predict
+    from device.metadata import read_metadata
+    from device.metrics import confusion_matrix, evaluate, scores_from_confusion
+    from train.models import averaged
+
+    first = check_run_dir(runs[0])
+    meta, cfg = read_metadata(first), read_config(first)
+    labels = list(meta["labels"])
+    dirs = [first] + [check_member(r, first, meta, cfg) for r in runs[1:]]
+    rd = cal.load_run_data(first, cfg, meta, data)
+    faces, truth = cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val]
+    # probabilities per (run, view) once; a candidate is their mean, exactly what averaged() puts in the file
+    probs = {}
+    for i, d in enumerate(dirs):
+        model = load_keras_model(d / "model.keras", len(labels))
+        for flip in (False, True):
+            probs[i, flip] = evaluate(keras_predict(averaged([model], flip)), faces, truth, class_names=labels)["probs"]
+    rows = []
+    for name, members, flip in candidates(len(dirs)):
+        views = [probs[i, f] for i in members for f in ((False, True) if flip else (False,))]
+        scores = scores_from_confusion(confusion_matrix(truth, (sum(views) / len(views)).argmax(1), len(labels)), labels)
+        rows.append({"candidate": name, "runs": [str(dirs[i]) for i in members], "flip_tta": flip,
+                     "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"], "n": scores["n"],
+                     "passes_per_face": len(views)})
+    return rows
+
+
+def main(opt: argparse.Namespace) -> int:
+    from device.errors import guarded
+    from device.provenance import record
+
+    def go():
+        rows = select(opt.runs, opt.data)
+        best = max(rows, key=lambda r: r["val_accuracy"])
+        print(f"{'candidate':22s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")
+        for r in rows:
+            print(f"{r['candidate']:22s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
+                  f"{r['passes_per_face']:6d}" + ("   <- best on validation" if r is best else ""))
+        print(f"validation faces: {rows[0]['n']} (carved from Training; the test split is not used)")
+        if opt.json:
+            from device.atomic import write_json
+            write_json(opt.json, {"rows": rows, "best": best["candidate"],
+                                  "provenance": record(PROG, sys.argv[1:], vars(opt))})
+    return guarded(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_opt()))

@@ -1,0 +1,45 @@
+"""scripts/val_select.py: candidates scored on the validation faces only, with the members' rule of convert."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "val_select.py"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@pytest.mark.slow
+def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv, new_run):
+    import val_select
+    from convert import calibration as cal
+    from convert.pipeline import read_config
+    from device.metadata import read_metadata
+    other = new_run(tmp_path / "other", sample_csv, epochs=3, init_seed=7)
+    rows = val_select.select([str(tiny_run), str(other)])
+    assert [r["candidate"] for r in rows] == ["run 1", "run 1 + flip", "run 2", "run 2 + flip",
+                                              "ensemble of 2", "ensemble of 2 + flip"]
+    assert [r["passes_per_face"] for r in rows] == [1, 2, 1, 2, 2, 4]
+    rd = cal.load_run_data(tiny_run, read_config(tiny_run), read_metadata(tiny_run))
+    assert {r["n"] for r in rows} == {len(rd.val)} and len(rd.val) != len(rd.test)  # validation, not test
+    assert all(0 <= r["val_accuracy"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_cli_writes_json_and_refuses_another_split(tiny_run, tmp_path, sample_csv, new_run):
+    out = tmp_path / "sel.json"
+    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--json", str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["best"] in {"run 1", "run 1 + flip"} and "<- best on validation" in p.stdout
+    assert doc["provenance"]["command"].startswith("python scripts/val_select.py")
+    leak = new_run(tmp_path / "leak", sample_csv, epochs=1, seed=3)
+    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), str(leak)], capture_output=True, text=True,
+                       timeout=300)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 3 and len(err) == 1 and "seed differ" in err[0], p.stderr
