@@ -1,0 +1,94 @@
+"""scripts/make_default_model.py: ships one model pair (plain, flip TTA or an ensemble), documents it,
+refuses what it should, on small fake run folders (tests/fake_runs.py): no Keras, seconds."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fake_runs import (  # noqa: E402  (tests/fake_runs.py: the fake run folders)
+    T0, write, make_run, script)
+from fake_runs import work  # noqa: F401  (the fixture, used by name)
+
+
+def shipped_run(work: Path, flip: bool = False, ensemble: tuple = ()) -> Path:
+    run = make_run(work / "runs", "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.6,
+                   flip=flip, ensemble=ensemble)
+    src = run / "ensemble-flip-tta" if ensemble else run / "flip-tta" if flip else run
+    (src / "metadata.json").write_bytes((run / "metadata.json").read_bytes())
+    for f, body in (("model_float32.tflite", b"f" * 5000), ("model_int8.tflite", b"i" * 1200), ("report.md", b"r")):
+        (src / f).write_bytes(body)
+    for f in ("model_float32.tflite", "model_int8.tflite", "report.json", "report.md", "metadata.json"):
+        os.utime(src / f, (T0 + 60, T0 + 60))
+    return run
+
+
+def test_make_default_model_ships_one_pair_and_documents_it(work):
+    run = shipped_run(work)
+    dest = work / "default"
+    dest.mkdir()
+    (dest / "model_float32.tflite").write_bytes(b"stale float model of another run")
+    p = script("make_default_model.py", str(run), "--dest", str(dest), env={"MAX_BYTES": "2000"})
+    assert p.returncode == 0 and "already converted" in p.stderr, p.stderr
+    assert sorted(f.name for f in dest.iterdir()) == ["README.md", "metadata.json", "model_int8.tflite", "report.md"]
+    assert (dest / "model_int8.tflite").read_bytes() == b"i" * 1200
+    readme = (dest / "README.md").read_text(encoding="utf-8")
+    assert "int8 model on PublicTest (n=3589, official split): **60.25%**" in readme
+    assert "11f7da2a6a3c26351b9d6638fddb63074092af21f4f54a4fdea4f300536e9d89" in readme
+    assert "python -m train --data ../shared/data/fer2013/sample.csv --model vanilla_cnn --preset default" in readme
+    assert f"python scripts/make_default_model.py {run}   #" in readme
+
+    p = script("make_default_model.py", str(run), "--dest", str(dest), "--max-bytes", "1000")
+    assert p.returncode == 5 and "over the 1000-byte limit" in p.stderr
+    p = script("make_default_model.py", str(work / "nope"), "--dest", str(dest))
+    assert p.returncode == 3 and "run folder not found" in p.stderr
+
+
+def test_make_default_model_ships_the_flip_tta_folder(work):
+    run = shipped_run(work, flip=True)
+    (run / "model_int8.tflite").write_bytes(b"plain")
+    dest = work / "default"
+    p = script("make_default_model.py", str(run), "--dest", str(dest), env={"FLIP_TTA": "1"})
+    assert p.returncode == 0, p.stderr
+    assert (dest / "model_int8.tflite").read_bytes() == b"i" * 1200  # the flip-tta file, not the plain one
+    readme = (dest / "README.md").read_text(encoding="utf-8")
+    assert "**61.05%**" in readme and "converted with `--flip-tta`" in readme
+    assert f"python scripts/make_default_model.py {run} --flip-tta" in readme
+    p = script("make_default_model.py", str(run), "--dest", str(dest), env={"FLIP_TTA": "yes"})
+    assert p.returncode == 2 and "FLIP_TTA must be 0 or 1" in p.stderr
+
+
+def test_make_default_model_ships_an_ensemble(work):
+    """--member: the RUN/ensemble-flip-tta file of exactly those members, and a README that says how to remake it."""
+    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="default", epochs=40,
+                      acc=0.59)
+    run = shipped_run(work, flip=True, ensemble=("vanilla_cnn-official-init1",))
+    report = run / "ensemble-flip-tta" / "report.json"
+    doc = json.loads(report.read_text())
+    doc["run"]["members"] = [str(member)]  # as convert records a member given by its full path
+    write(report, doc)
+    os.utime(report, (T0 + 60, T0 + 60))
+    dest = work / "default"
+    p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(member), "--dest", str(dest),
+               "--max-bytes", "4000000")
+    assert p.returncode == 0 and "already converted" in p.stderr, p.stderr
+    assert (dest / "model_int8.tflite").read_bytes() == b"i" * 1200
+    readme = (dest / "README.md").read_text(encoding="utf-8")
+    assert "**62.25%**" in readme and "an ensemble: the file also holds the model of" in readme
+    assert f"python scripts/make_default_model.py {run} --flip-tta --member {member}" in readme
+    assert "--out runs/vanilla_cnn-official-init1" in readme  # the member's own training command
+    p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(work / "nope"), "--dest", str(dest))
+    assert p.returncode == 3 and "run folder not found" in p.stderr
+
+
+def test_make_default_model_readme_from_archived_records(work):
+    """The shipped README can be rewritten from docs/runs alone (its run folder need not be on this machine)."""
+    records = work / "records"
+    make_run(records, "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.6, flip=True,
+             archived=True)
+    dest = work / "default"
+    p = script("make_default_model.py", str(records / "vanilla_cnn-official"), "--flip-tta", "--readme-only",
+               "--dest", str(dest))
+    assert p.returncode == 0, p.stderr
+    assert [f.name for f in dest.iterdir()] == ["README.md"]
+    assert "From run folder: `runs/vanilla_cnn-official`" in (dest / "README.md").read_text(encoding="utf-8")
