@@ -185,7 +185,10 @@ def check_member(member, run_dir: Path, meta: dict, cfg: dict) -> Path:
     if list(m_meta["labels"]) != list(meta["labels"]):
         raise ConvertError(f"--member {member}: labels {m_meta['labels']} differ from the run's {meta['labels']}")
     sha = (m_meta.get("data") or {}).get("sha256"), (meta.get("data") or {}).get("sha256")
-    diff = [k for k in SAME_SPLIT_KEYS if m_cfg.get(k) != cfg.get(k)] + (["data sha256"] if sha[0] != sha[1] else [])
+    from train.config import TrainConfig
+    default = TrainConfig().to_dict()  # runs older than a key were trained at its default
+    diff = [k for k in SAME_SPLIT_KEYS if m_cfg.get(k, default[k]) != cfg.get(k, default[k])]
+    diff += ["data sha256"] if sha[0] != sha[1] else []
     if diff:
         raise ConvertError(f"--member {member}: trained on other data or another split ({', '.join(diff)} differ), "
                            "so the run's test faces could be its training faces")
