@@ -92,8 +92,8 @@ def load_run_data(run_dir, cfg: dict, meta: dict, data=None, ferplus=None) -> Ru
     """Re-load the run's data, labels and split with ``train.data`` and ``train.ferplus`` exactly as training
     did; check the sha256s. ``ferplus``: the run's FER+ votes file, if it moved since training."""
     try:
-        from train.data import load_fer2013, make_split
-        from train.ferplus import evaluable
+        from train.data import load_fer2013
+        from train.ferplus import run_split
     except ImportError as e:
         raise CalibrationError(f"cannot re-load the run's data: train.data is unavailable ({e})") from None
     missing = [k for k in ("split", "seed", "val_fraction") if k not in cfg]
@@ -113,14 +113,12 @@ def load_run_data(run_dir, cfg: dict, meta: dict, data=None, ferplus=None) -> Ru
         raise CalibrationError(f"{path} has sha256 {actual[:12]}..., but the run was trained on {want[:12]}...: "
                                "pass --data with the run's own data file")
     fp = _ferplus_labels(ds, run_dir, cfg, meta, ferplus)
-    if fp is not None:
-        ds = fp.ds
     try:
-        split = make_split(ds, cfg["split"], cfg["seed"], cfg["val_fraction"])
+        split = run_split(ds, fp, cfg["split"], cfg["seed"], cfg["val_fraction"])
     except Exception as e:
         raise CalibrationError(f"cannot rebuild the run's split {cfg['split']!r}: {e}") from None
     if fp is not None:
-        split = evaluable(split, fp.majority)  # scored on FER+ majority labels, as training was
+        ds = fp.ds  # scored on FER+ majority labels, as training was
         notes.append(f"labels: FER+ votes ({cfg.get('label_scheme')} scheme), evaluated on majority labels")
     train = split.train  # calibration pool: the whole training side (a --limit run trained on a subsample of it)
     if cfg.get("limit"):

@@ -6,7 +6,7 @@ row i's face, with the same ``Usage``. numpy only (``convert`` imports this with
 
     votes = read_votes("ferplus_labels.csv", ds)        # checked against the FER2013 file's rows
     fp = relabel(ds, votes, "soft")                      # NF and unclear faces gone, labels = majority
-    split = evaluable(make_split(fp.ds, ...), fp.majority)   # val/test: majority-labelled faces only
+    split = run_split(ds, fp, "official", 0, 0.1)          # FER2013's split, restricted; val/test majority-labelled
     fp.targets(split.train, "pld", seed, epoch)          # what model.fit gets as y
 
 Schemes (``SCHEMES``): ``majority`` trains on the emotion with most votes and drops ties and faces
@@ -29,7 +29,7 @@ import numpy as np
 
 from device.contract import LABELS as FER2013_LABELS
 
-from .data import Dataset, DataError, Split
+from .data import Dataset, DataError, Split, make_split
 
 # The 8 FER+ emotions in a ferlite model's output order: FER2013's seven in FER2013's order, then
 # Contempt. Why this order and not FER+'s own (neutral, happiness, ...): output k means the same
@@ -208,6 +208,24 @@ def evaluable(split: Split, majority: np.ndarray) -> Split:
         return idx[majority[idx] >= 0]
     return Split(split.train, keep(split.val), keep(split.test), split.kind, split.test_name,
                  split.duplicate_groups, split.dropped)
+
+
+def restrict(split: Split, rows: np.ndarray) -> Split:
+    """``split`` (of the whole FER2013 file) narrowed to the faces at ``rows``, as positions among them."""
+    def keep(idx):
+        return np.flatnonzero(np.isin(rows, idx))
+    return Split(keep(split.train), keep(split.val), keep(split.test), split.kind, split.test_name,
+                 split.duplicate_groups, split.dropped)
+
+
+def run_split(ds: Dataset, fp: FerplusData | None, kind: str, seed: int, val_fraction: float) -> Split:
+    """A run's split: FER2013's own (``make_split`` of ``ds``), or for FER+ labels the same split restricted to
+    the faces the scheme keeps, val and test to majority-labelled ones. Carving FER2013's file, not the relabelled
+    faces, holds out exactly the faces a FER2013 run with this seed holds out, so a FER+ run warm-started from
+    one (``train --init-from``) never validates or tests on a face that run trained on. Training and ``convert``
+    both call this."""
+    split = make_split(ds, kind, seed, val_fraction)
+    return split if fp is None else evaluable(restrict(split, fp.rows), fp.majority)
 
 
 def describe(fp: FerplusData, scheme: str) -> str:

@@ -30,8 +30,8 @@ from device.metrics import evaluate
 from . import report
 from .cache import FeatureBatches, cache_split
 from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig
-from .data import Split, load_fer2013, make_split
-from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, evaluable, load_labels
+from .data import Split, load_fer2013
+from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_split
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
 from .models import assemble, build_model, build_resnet50_parts, unfreeze_top
 from .registry import MODELS, normalize_weights
@@ -53,12 +53,10 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
 
     ds = load_fer2013(cfg.data)
     fp = load_labels(ds, cfg.labels, cfg.ferplus, cfg.label_scheme)  # None: FER2013's own labels
+    split = run_split(ds, fp, cfg.split, cfg.seed, cfg.val_fraction)
     if fp is not None:
         ds = fp.ds
         print(describe(fp, cfg.label_scheme))
-    split = make_split(ds, cfg.split, cfg.seed, cfg.val_fraction)
-    if fp is not None:
-        split = evaluable(split, fp.majority)
     if cfg.limit:
         split = limit_split(split, cfg.limit, cfg.seed)
     print(split.summary())

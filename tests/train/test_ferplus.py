@@ -15,7 +15,8 @@ import pytest
 from device.contract import LABELS as FER2013_LABELS
 from train.data import Dataset, load_fer2013, make_split
 from train.ferplus import (FERPLUS_SPLITS, HEADER, LABELS, SCHEMES, FerplusError, Votes, clear, draw_labels,
-                           evaluable, majority_labels, not_face, read_votes, relabel, soft_targets)
+                           evaluable, majority_labels, not_face, read_votes, relabel, run_split,
+                           soft_targets)
 
 A, D, F, H, S, U, N, C, UNK, NF = range(10)  # columns of Votes.counts: LABELS order, then unknown, NF
 
@@ -152,12 +153,28 @@ def test_a_full_file_with_private_test_is_scored_on_it(sample_csv, tmp_path):
     path = tmp_path / "fer2013new.csv"
     path.write_text(votes_csv(c, [FERPLUS_SPLITS[u] for u in usage]))
     fp = relabel(ds, read_votes(path, ds), "soft")
-    split = evaluable(make_split(fp.ds, "official", 0, 0.1), fp.majority)
+    split = run_split(ds, fp, "official", 0, 0.1)
     assert split.test_name == "PrivateTest" and FERPLUS_SPLITS[split.test_name] == "FER2013Test"
     assert (fp.ds.usage[split.test] == "PrivateTest").all() and (fp.ds.usage[split.val] == "PublicTest").all()
     assert (fp.majority[split.test] >= 0).all() and (fp.majority[split.val] >= 0).all()
     assert (fp.majority[split.train] < 0).any()  # soft trains on the ties too
     assert not set(fp.rows[np.concatenate([split.train, split.val, split.test])]) & set(range(5, 420, 50))
+    whole = make_split(ds, "official", 0, 0.1)  # FER2013's own split, narrowed
+    assert all(set(fp.rows[getattr(split, s)]) <= set(getattr(whole, s)) for s in ("train", "val", "test"))
+
+
+def test_a_ferplus_run_holds_out_the_faces_a_fer2013_run_holds_out(sample_ferplus, kind="random80"):
+    """FER+ carves FER2013's split, then narrows it: a FER+ face is on the side the same face is on in a
+    FER2013 run with that seed, so warm-starting one from the other (train --init-from) cannot leak."""
+    ds = load_fer2013(sample_ferplus / "sample.csv")
+    fp = relabel(ds, read_votes(sample_ferplus / "ferplus_labels.csv", ds), "soft")
+    whole, narrowed = make_split(ds, kind, 3, 0.1), run_split(ds, fp, kind, 3, 0.1)
+    for side in ("train", "val", "test"):
+        rows = fp.rows[getattr(narrowed, side)]
+        assert set(rows) <= set(getattr(whole, side)), side
+    assert set(fp.rows[narrowed.train]) == set(whole.train) & set(fp.rows)   # soft trains on every kept face
+    assert set(fp.rows[narrowed.val]) == set(whole.val) & set(fp.rows[fp.majority >= 0])  # scored on majority
+    assert len(narrowed.val) and len(narrowed.test)
 
 
 def test_real_votes_for_the_sample_are_line_aligned(sample_ferplus):
@@ -242,7 +259,7 @@ def test_each_scheme_trains_and_writes_8_label_metadata(sample_ferplus, tmp_path
     v = read_votes(votes_path, ds)
     fp = relabel(ds, v, scheme)
     majority_faces = int(((majority_labels(v.counts) >= 0) & ~not_face(v.counts)).sum())
-    assert metrics["n_train"] == len(make_split(fp.ds, "random80", 0, 0.1).train)  # the scheme's training faces
+    assert metrics["n_train"] == len(run_split(ds, fp, "random80", 0, 0.1).train)  # the scheme's training faces
     assert metrics["n_val"] + metrics["n_test"] <= majority_faces                     # scored on majority labels
     assert [h["epoch"] for h in read_history(out / "history.csv")] == list(range(1, epochs + 1))
     saved = json.loads((out / "config.json").read_text())
