@@ -69,6 +69,9 @@ PROG = "python -m train"
 @click.option("--label-scheme", type=click.Choice(SCHEMES), default=None,
               help="FER+: majority (ties, unknown, NF dropped), soft (the vote distribution as target), "
                    "pld (a label drawn from the votes each epoch).")
+@click.option("--init-from", default=None, metavar="RUN",
+              help="Start from a finished run's weights (same model, data, split and seed), e.g. a FER+ model "
+                   "from a FER2013 run; labels both have start from it, new ones (Contempt) fresh.")
 @click.pass_context
 def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     """Train a facial-expression model on FER2013 (or its FER+ votes) into a run folder."""

@@ -65,6 +65,7 @@ class TrainConfig:
     labels: str = "fer2013"               # fer2013 | ferplus (train/ferplus.py: 8 classes, Contempt last)
     ferplus: str | None = None            # the FER+ votes file, line-aligned with data (labels ferplus)
     label_scheme: str = "majority"        # majority | soft | pld (FER+ only; see train/ferplus.py)
+    init_from: str | None = None          # a finished run whose weights start this one (train/warm_start.py)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -124,6 +125,8 @@ def validate(cfg: TrainConfig) -> None:
          f"--label-scheme {cfg.label_scheme} needs --labels ferplus (FER2013 has one label per face)"),
         (cfg.labels == "ferplus" or not cfg.ferplus, "--ferplus needs --labels ferplus"),
         (cfg.labels != "ferplus" or bool(cfg.ferplus), "--labels ferplus needs --ferplus PATH (the FER+ votes file)"),
+        (cfg.init_from is None or cfg.model != "resnet50",
+         "--init-from is for the CNNs trained from scratch (resnet50 starts from its --weights)"),
         (bool(cfg.data), "no data path given"),
         (bool(cfg.out), "no output folder given"),
     ]

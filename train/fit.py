@@ -35,13 +35,14 @@ from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_spli
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
 from .models import assemble, build_model, build_resnet50_parts, unfreeze_top
 from .registry import MODELS, normalize_weights
+from .warm_start import check_init_run, warm_start
 
 DEFAULTS = TrainConfig().to_dict()
 
 # Must match between a run and its --resume: they decide the data, the split or the network.
 RESUME_KEYS = ("data", "model", "split", "seed", "init_seed", "val_fraction", "limit", "augment", "augmentation",
                "dropout", "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing",
-               "labels", "ferplus", "label_scheme")
+               "labels", "ferplus", "label_scheme", "init_from")
 
 
 def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
@@ -57,6 +58,8 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     if fp is not None:
         ds = fp.ds
         print(describe(fp, cfg.label_scheme))
+    # Checked before config.json is written; a resumed run has its weights already.
+    init_model = check_init_run(cfg, ds.sha256) if cfg.init_from and state["epoch"] == 0 else None
     if cfg.limit:
         split = limit_split(split, cfg.limit, cfg.seed)
     print(split.summary())
@@ -68,7 +71,7 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.
     train_w = sample_weights(ds.labels[split.train], cfg.class_weights, n_classes)
     data = dict(train=(ds.faces[split.train], train_targets(cfg, fp, split.train, ds.labels), train_w),
-                val=(ds.faces[split.val], val_targets(cfg, ds.labels[split.val], n_classes)))
+                val=(ds.faces[split.val], val_targets(cfg, ds.labels[split.val], n_classes)), init_model=init_model)
     history = report.read_history(out / "history.csv")[:state["epoch"]]
     t0, before = time.time(), state["train_time_s"]  # the time of the sessions before this one (a kill, a Ctrl-C)
     if state["epoch"] < cfg.epochs:
@@ -238,6 +241,8 @@ def _phase1(cfg, out, data, state, history):
                                          keep_stem_pool=cfg.keep_stem_pool, augment=_augment(cfg),
                                          dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
                                          num_classes=len(LABEL_SETS[cfg.labels])), cfg, cfg.lr)
+            if data["init_model"] is not None:
+                print(warm_start(model, data["init_model"], LABEL_SETS[cfg.labels]))
         _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"]),
              _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
              out, state, history, _schedule(cfg, cfg.lr, 0, cfg.epochs))
