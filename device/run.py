@@ -24,6 +24,7 @@ click and a LiteRT interpreter (ai-edge-litert or tflite-runtime); picamera2 onl
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -53,7 +54,8 @@ from device.telemetry.config import MqttConfig
 from device.telemetry.options import mqtt_options, pop_mqtt_config
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_MODEL = HERE / "models" / "default" / "model_int8.tflite"
+MODELS_DIR = HERE / "models"  # one folder per shipped model pair; --model takes its name
+DEFAULT_MODEL = MODELS_DIR / "default" / "model_int8.tflite"
 BENCH_PROG = "python device/run.py bench"  # the program name bench.json records in front of the arguments
 
 DETECT_WIDTH, STILLS_DETECT_WIDTH = 320, 640
@@ -99,13 +101,25 @@ class RunOptions:
         return self.preview or bool(self.save_video)
 
 
+def shipped_models() -> list[str]:
+    """The short names --model takes: folders of device/models/ holding a model pair (default, ferplus)."""
+    return sorted(d.name for d in MODELS_DIR.iterdir() if (d / DEFAULT_MODEL.name).is_file()) if MODELS_DIR.is_dir() else []
+
+
 def resolve_model(model: str | None) -> Path:
-    if model:
-        return Path(model)
-    if not DEFAULT_MODEL.is_file():
-        raise InputError(f"no default model at {DEFAULT_MODEL} (not installed yet): pass --model "
-                         "PATH/model_int8.tflite (with its metadata.json beside it)")
-    return DEFAULT_MODEL
+    """--model: a path, or the short name of a shipped model; None: the default."""
+    if model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise InputError(f"no default model at {DEFAULT_MODEL} (not installed yet): pass --model "
+                             "PATH/model_int8.tflite (with its metadata.json beside it)")
+        return DEFAULT_MODEL
+    path, named = Path(model), MODELS_DIR / model / DEFAULT_MODEL.name
+    if path.exists() or path.suffix or "/" in model or os.sep in model:
+        return path  # a path: the classifier names what is wrong with it
+    if named.is_file():
+        return named
+    raise InputError(f"--model {model}: no such file, and no shipped model of that name "
+                     f"(shipped: {', '.join(shipped_models()) or 'none'})")
 
 
 def parse_size(ctx, param, value):
@@ -244,8 +258,8 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
 @click.option("--source", help="picamera2 | camera index (0) | video file | image file | folder of images.")
-@click.option("--model", help="int8 .tflite with metadata.json beside it "
-                              "[default: device/models/default/model_int8.tflite].")
+@click.option("--model", help="int8 .tflite with metadata.json beside it, or a shipped model's name: "
+                              "default (FER2013, 7 labels) or ferplus (FER+, 8) [default: default].")
 @click.option("--threads", type=click.IntRange(1), default=DEFAULTS.threads, show_default=True,
               help="LiteRT interpreter threads.")
 @click.option("--mode", type=click.Choice(["kiosk", "driver", "none"]), default=DEFAULTS.mode, show_default=True,

@@ -185,6 +185,22 @@ def test_missing_model_file(faces_dir, tmp_path):
                    3, "model file not found")
 
 
+def test_an_unknown_model_name_lists_the_shipped_ones(faces_dir):
+    p = run_py("--source", faces_dir / "fer_justin.jpg", "--model", "nosuchmodel")
+    one_error_line(p, 3, "--model nosuchmodel: no such file, and no shipped model of that name (shipped: ")
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the default model is not installed")
+def test_a_shipped_model_by_name_is_the_one_in_its_folder(faces_dir):
+    """``--model default`` is device/models/default/ (as ``--model ferplus`` is device/models/ferplus/)."""
+    named, implicit = (run_py("--source", faces_dir / "fer_justin.jpg", *args) for args in (("--model", "default"), ()))
+    assert named.returncode == implicit.returncode == 0, named.stderr + implicit.stderr
+    start = [json.loads(line) for line in named.stdout.splitlines() if '"start"' in line][0]
+    assert start["model"] == str(DEFAULT_MODEL)
+    faces = [[r["faces"] for r in map(json.loads, p.stdout.splitlines()) if r["type"] == "frame"] for p in (named, implicit)]
+    assert faces[0] == faces[1] and faces[0][0], faces  # the same boxes, labels and probabilities
+
+
 def test_model_with_wrong_input_shape(faces_dir, device_model, tmp_path):
     data = (device_model / "model_int8.tflite").read_bytes()
     for pattern in (np.array([48, 48, 1], "<i4").tobytes(),):
