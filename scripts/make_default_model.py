@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Ship the default model (device/models/default/) from a finished training run.
+"""Ship the default model (device/models/default/), or another named one, from a finished training run.
 
     python scripts/make_default_model.py [RUN] [--flip-tta] [--member RUN2 ...] [--dest DIR] [--max-bytes N]
     python scripts/make_default_model.py docs/runs/vanilla_cnn-official --flip-tta --readme-only
 
-RUN defaults to runs/vanilla_cnn-official. Each option falls back to the environment variable
+RUN defaults to runs/vanilla_cnn-official. --dest device/models/NAME ships a model ``device/run.py --model NAME``
+takes (the FER+ model: --dest device/models/ferplus). Each option falls back to the environment variable
 scripts/make_default_model.sh read (FLIP_TTA=0|1, DEST, MAX_BYTES). --flip-tta ships RUN/flip-tta
 (``python -m convert RUN --int8 --flip-tta``: the model averaged with its mirror image inside the file);
 --member RUN2 ships an ensemble, RUN/ensemble[-flip-tta] (``convert RUN --int8 --member RUN2``).
@@ -98,7 +99,7 @@ def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool, membe
     print(f"default model: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
 
 
-def readme(run: Path, flip_tta: bool, members: list[str] = ()) -> str:
+def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAULTS["dest"]) -> str:
     r = mr.load_run(run)
     sub = wrapped_dir(flip_tta, len(members))
     shipped = next((w for w in [r.flip, *r.ensembles] if w and w.name.endswith("/" + str(sub))), None) if sub else r
@@ -115,10 +116,15 @@ def readme(run: Path, flip_tta: bool, members: list[str] = ()) -> str:
     flip = (" --flip-tta" if flip_tta else "") + "".join(f" --member {mr.shown_path(Path(m))}" for m in members)
     member_cmds = [mr.recorded(mr.read_json(Path(m) / "config.json")[0]).get("command")
                    or f"# {m}: training command not recorded" for m in members]
+    name = Path(dest).name
+    ferplus = r.label_set == "ferplus"
+    dest_flag = "" if Path(dest).resolve() == (ROOT / DEFAULTS["dest"]).resolve() else f" --dest {mr.shown_path(Path(dest))}"
     return "\n".join([
-        "# The default model", "",
-        "`device/run.py` uses `model_int8.tflite` and `metadata.json` from this folder when no `--model` is given. "
-        f"Made by `scripts/make_default_model.py`; do not edit by hand.", "",
+        "# The default model" if name == "default" else f"# The `{name}` model", "",
+        ("`device/run.py` uses `model_int8.tflite` and `metadata.json` from this folder when no `--model` is given"
+         if name == "default" else f"`device/run.py --model {name}` uses `model_int8.tflite` and `metadata.json` "
+         "from this folder") + f" ({len(r.metadata.get('labels') or [])} labels: {', '.join(r.metadata.get('labels') or [])}). "
+        "Made by `scripts/make_default_model.py`; do not edit by hand.", "",
         f"- From run folder: `{origin}` ({r.model}, {mr.g(r.metadata, 'params', default=0):,} parameters)"
         + (", converted with `--flip-tta`: the file classifies each face and its mirror image and averages the two "
            "probability vectors (twice the model time; the device runtime needs nothing extra)" if flip_tta else "")
@@ -129,7 +135,8 @@ def readme(run: Path, flip_tta: bool, members: list[str] = ()) -> str:
         f"planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} at epoch "
         f"{r.metrics.get('best_epoch', '?')})",
         f"- Data: `{data.get('path', r.cfg.get('data', '?'))}`, sha256 `{data.get('sha256', '?')}`",
-        f"- int8 model on {mr.split_text(shipped)}: **{mr.pct(i8.get('accuracy'), 2)}** accuracy (macro-F1 "
+        f"- int8 model on {mr.split_text(shipped)}: **{mr.pct(i8.get('accuracy'), 2)}** accuracy"
+        + (" against FER+ majority labels" if ferplus else "") + " (macro-F1 "
         f"{mr.pct(i8.get('macro_f1'), 2)}); float32 {mr.pct(f32.get('accuracy'), 2)}, Keras {mr.pct(k.get('accuracy'), 2)}; "
         f"int8 drop vs float32 {mr.pp(mr.g(i8, 'drop_vs_float32', 'accuracy_pp'))}",
         f"- Converted {mr.g(shipped.report, 'date', default='?')} on {mr.machine_text(mr.g(shipped.report, 'machine'))}",
@@ -140,7 +147,7 @@ def readme(run: Path, flip_tta: bool, members: list[str] = ()) -> str:
         f"- not shipped: `model_float32.tflite` ({mr.size(f32.get('size_bytes'))}), in `{origin}"
         f"{'/' + sub if sub else ''}` with the rest of the conversion", "",
         "Remake it (from the repository root):", "", "```bash", train_cmd, *member_cmds,
-        f"python scripts/make_default_model.py {origin}{flip}   # converts (python -m convert RUN --int8{flip}) "
+        f"python scripts/make_default_model.py {origin}{flip}{dest_flag}   # converts (python -m convert RUN --int8{flip}) "
         "if needed, then copies", "```", ""])
 
 
@@ -150,7 +157,7 @@ def run(run: str, dest: str, max_bytes: str, flip_tta: str, readme_only: bool, m
     sub = wrapped_dir(flip, len(member))
     if not readme_only:
         ship(run_dir, run_dir / sub if sub else run_dir, dest_dir, int(max_bytes), flip, member)
-    write_text(dest_dir / "README.md", readme(run_dir, flip, member))
+    write_text(dest_dir / "README.md", readme(run_dir, flip, member, dest))
 
 
 def main(opt: argparse.Namespace) -> int:

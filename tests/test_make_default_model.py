@@ -36,7 +36,15 @@ def test_make_default_model_ships_one_pair_and_documents_it(work):
     assert "int8 model on PublicTest (n=3589, official split): **60.25%**" in readme
     assert "11f7da2a6a3c26351b9d6638fddb63074092af21f4f54a4fdea4f300536e9d89" in readme
     assert "python -m train --data ../shared/data/fer2013/sample.csv --model vanilla_cnn --preset default" in readme
-    assert f"python scripts/make_default_model.py {run}   #" in readme
+    assert f"python scripts/make_default_model.py {run} --dest {dest}   #" in readme
+    assert readme.startswith("# The default model\n") and "when no `--model` is given (7 labels: Angry," in readme
+
+    named = work / "ferplus"  # another shipped model: device/run.py --model ferplus
+    p = script("make_default_model.py", str(run), "--dest", str(named), env={"MAX_BYTES": "2000"})
+    assert p.returncode == 0, p.stderr
+    readme = (named / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# The `ferplus` model\n") and "`device/run.py --model ferplus` uses" in readme
+    assert f"python scripts/make_default_model.py {run} --dest {named}   #" in readme
 
     p = script("make_default_model.py", str(run), "--dest", str(dest), "--max-bytes", "1000")
     assert p.returncode == 5 and "over the 1000-byte limit" in p.stderr
