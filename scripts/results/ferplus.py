@@ -31,12 +31,19 @@ def scheme_rows(runs: list[Run]) -> list[list[str]]:
     for scheme in SCHEMES:
         mine = [r for r in runs if r.cfg.get("label_scheme") == scheme or
                 g(r.metadata, "data", "label_scheme") == scheme]
-        rows += [[f"`{scheme}`"] + [NOT_RUN] * 9] if not mine else [
-            [f"`{scheme}`", title(r), f"`{r.name}`", split_text(r), epochs_text(r),
-             pct(scores(r, "keras").get("accuracy")), pct(scores(r, "float32").get("accuracy")),
-             pct(scores(r, "int8").get("accuracy")), pp(g(scores(r, "int8"), "drop_vs_float32", "accuracy_pp")),
-             contempt_recall(r)] for r in mine]
+        rows += [[f"`{scheme}`"] + [NOT_RUN] * 10] if not mine else [
+            scheme_row(scheme, shown, name, r) for r in mine
+            for shown, name in ((r, title(r)), (r.flip, f"{title(r)} + flip TTA")) if shown]
     return rows
+
+
+def scheme_row(scheme: str, shown: Run, name: str, run: Run) -> list[str]:
+    """One FER+ table row: ``shown`` is the run or its flip-TTA conversion (which has no epochs of its own)."""
+    i8 = scores(shown, "int8")
+    return [f"`{scheme}`", name, f"`{shown.name}`", split_text(shown), epochs_text(run),
+            pct(scores(shown, "keras").get("accuracy")), pct(scores(shown, "float32").get("accuracy")),
+            pct(i8.get("accuracy")), pct(i8.get("macro_f1")), pp(g(i8, "drop_vs_float32", "accuracy_pp")),
+            contempt_recall(shown)]
 
 
 def cell(check: dict, key: str) -> str:
@@ -66,7 +73,7 @@ def ferplus_section(runs: list[Run], checks) -> list[str]:
              "on FER+ majority labels (faces FER+ marks as not a face, ties and faces where `unknown` has the most "
              "votes left out), so the rows compare with each other, not with the FER2013-label rows above.", ""]
     lines += table(["scheme", "model", "run", "reported on", "epochs run / planned", "Keras acc", "float32 acc",
-                    "int8 acc", "int8 drop", "Contempt recall"], scheme_rows(mine)) + [""]
+                    "int8 acc", "int8 macro-F1", "int8 drop", "Contempt recall"], scheme_rows(mine)) + [""]
     lines += [PUBLISHED, ""]
     lines += ["### Cross-checks: one model, both label sources", "",
               "`scripts/ferplus_crosscheck.py` scores a model on the same faces against FER2013's own labels and "
