@@ -96,7 +96,7 @@ def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool, membe
     for name in SHIPPED:
         write_bytes(dest / name, (src / name).read_bytes())
     (dest / "model_float32.tflite").unlink(missing_ok=True)  # one model pair: never a float32 of another run beside it
-    print(f"default model: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
+    print(f"shipped: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
 
 
 def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAULTS["dest"]) -> str:
