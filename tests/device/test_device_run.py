@@ -201,6 +201,17 @@ def test_a_shipped_model_by_name_is_the_one_in_its_folder(faces_dir):
     assert faces[0] == faces[1] and faces[0][0], faces  # the same boxes, labels and probabilities
 
 
+@pytest.mark.skipif(not (DEFAULT_MODEL.parents[1] / "ferplus" / "model_int8.tflite").exists(),
+                    reason="the FER+ model is not installed")
+def test_the_shipped_ferplus_model_reports_eight_labels(faces_dir):
+    p = run_py("--source", faces_dir / "fer_justin.jpg", "--model", "ferplus")
+    assert p.returncode == 0, p.stderr
+    records = [json.loads(line) for line in p.stdout.splitlines()]
+    assert records[0]["labels"][-1] == "Contempt" and len(records[0]["labels"]) == 8
+    face = [r for r in records if r["type"] == "frame"][0]["faces"][0]
+    assert list(face["probs"]) == records[0]["labels"] and abs(sum(face["probs"].values()) - 1) < 0.02
+
+
 def test_model_with_wrong_input_shape(faces_dir, device_model, tmp_path):
     data = (device_model / "model_int8.tflite").read_bytes()
     for pattern in (np.array([48, 48, 1], "<i4").tobytes(),):
