@@ -3,15 +3,18 @@
 int8, bench on a clip, then archive the runs' records and regenerate docs/RESULTS.md.
 
     python scripts/reproduce.py [FER2013_CSV [CLIP]] [--models M ...] [--epochs N] [--split random80|official]
-                                [--weights imagenet|none|FILE] [--runs runs] [--results docs/RESULTS.md]
+                                [--weights imagenet|none|FILE] [--labels fer2013|ferplus] [--runs runs]
+                                [--results docs/RESULTS.md]
 
 Each option falls back to its environment variable (DATA, CLIP, MODELS, EPOCHS, SPLIT, WEIGHTS, RUNS,
-RESULTS, as scripts/reproduce.sh read them, and RECORDS), then to its default: our FER2013 copy and test
+RESULTS, as scripts/reproduce.sh read them, and RECORDS, LABELS), then to its default: our FER2013 copy and test
 clip in ../shared/data, the paper's three models (train/registry.py), the paper preset's epochs
 (train/config.py), random80 (the paper's protocol; official reports on PublicTest), imagenet (a
 Keras download), runs/, docs/RESULTS.md, docs/runs/. Run folders are RUNS/<model>-paper-<split>;
 ``--weights none`` is a random resnet50 backbone, NOT the paper's method: its folder ends in
--randinit and every figure of it is labelled so.
+-randinit and every figure of it is labelled so. ``--labels ferplus`` trains the same recipe on FER+
+majority labels (the votes found beside the data, as ``train --labels ferplus`` finds them), into
+RUNS/<model>-paper-<split>-ferplus: how the paper's numbers look on FER+'s labels (issue 15).
 
 Rerun after an interruption and it resumes: training continues from its last finished epoch
 (train --resume), a finished run is not touched, convert and bench are skipped when their outputs
@@ -34,15 +37,17 @@ import make_results  # noqa: E402
 from device.atomic import write_json  # noqa: E402
 from device.errors import EXIT_INTERRUPTED, InputError, RunFailed, UsageError, guarded, message_for  # noqa: E402
 from device.provenance import command_line, now_iso, record  # noqa: E402
-from train.config import PRESETS, SPLITS  # noqa: E402
+from train.config import LABEL_SOURCES, PRESETS, SPLITS  # noqa: E402
+from train.ferplus import default_votes_path  # noqa: E402
 from train.registry import MODELS, PAPER_MODELS, normalize_weights  # noqa: E402
 from results import DEFAULT_DATA, read_json  # noqa: E402
 
 PROG = "python scripts/reproduce.py"
-ENV = ("DATA", "CLIP", "MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "RECORDS")
+ENV = ("DATA", "CLIP", "MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "RECORDS", "LABELS")
 DEFAULTS = {"data": DEFAULT_DATA, "clip": "../shared/data/faces/fer_test.mp4",
             "models": " ".join(PAPER_MODELS), "epochs": str(PRESETS["paper"]["epochs"]), "split": "random80",
-            "weights": "imagenet", "runs": "runs", "results": "docs/RESULTS.md", "records": "docs/runs"}
+            "weights": "imagenet", "runs": "runs", "results": "docs/RESULTS.md", "records": "docs/runs",
+            "labels": "fer2013"}
 CONVERTED = ("model_float32.tflite", "model_int8.tflite", "eval_faces.npz", "report.json")
 
 
@@ -57,6 +62,7 @@ def parse_opt(argv=None) -> argparse.Namespace:
     ap.add_argument("--weights", help="resnet50 backbone: imagenet, none (NOT the paper's method) or a file (env WEIGHTS)")
     ap.add_argument("--runs", help="where the run folders go (env RUNS; default runs)")
     ap.add_argument("--results", help="the generated results file (env RESULTS; default docs/RESULTS.md)")
+    ap.add_argument("--labels", help="fer2013 (the file's own) or ferplus (FER+ majority labels) (env LABELS)")
     ap.add_argument("--records", help="the runs' archived records (env RECORDS; default docs/runs)")
     opt = ap.parse_args(argv)
     for key in DEFAULTS:  # flag, else the shell script's environment variable, else the default
@@ -87,6 +93,10 @@ def check(opt: argparse.Namespace) -> None:
     opt.epochs = int(opt.epochs)
     if not Path(opt.data).exists():
         raise InputError(f"FER2013 data not found: {opt.data} (give its path as the first argument or DATA=...)")
+    if opt.labels not in LABEL_SOURCES:
+        raise UsageError(f"--labels/LABELS must be {' or '.join(LABEL_SOURCES)}, got '{opt.labels}'")
+    if opt.labels == "ferplus" and default_votes_path(opt.data) is None:
+        raise InputError(f"FER+ votes not found beside {opt.data} or in its ../ferplus/ (ferplus_labels.csv)")
     if not Path(opt.clip).is_file():
         raise InputError(f"clip not found: {opt.clip} (give it as the second argument or CLIP=...)")
     if normalize_weights(opt.weights) not in (None, "imagenet") and not Path(opt.weights).is_file():
@@ -105,17 +115,22 @@ def say(text: str) -> None:
 
 # --- the three stages, as functions -------------------------------------------------------------
 
-def train_args(model: str, data: str, split: str, epochs: int, weights: str | None, run_dir: Path):
+def train_args(model: str, data: str, split: str, epochs: int, weights: str | None, run_dir: Path,
+               labels: str = "fer2013"):
     """(the ``python -m train`` arguments, the TrainConfig they give): what runs is what gets recorded."""
     from train.config import resolve
+    votes = str(default_votes_path(data)) if labels == "ferplus" else None
+    ferplus = {"labels": labels, "ferplus": votes, "label_scheme": "majority"} if votes else {}
     argv = ["--data", data, "--model", model, "--preset", "paper", "--split", split, "--epochs", str(epochs),
-            *(["--weights", weights] if weights else []), "--out", str(run_dir), "--resume"]
+            *(["--weights", weights] if weights else []),
+            *(a for k, v in ferplus.items() for a in (f"--{k.replace('_', '-')}", v)), "--out", str(run_dir), "--resume"]
     return argv, resolve("paper", data=data, model=model, split=split, epochs=epochs, weights=weights,
-                         out=str(run_dir), resume=True)
+                         out=str(run_dir), resume=True, **ferplus)
 
 
-def train(model: str, data: str, split: str, epochs: int, weights: str | None, run_dir: Path, via: str) -> None:
-    argv, cfg = train_args(model, data, split, epochs, weights, run_dir)
+def train(model: str, data: str, split: str, epochs: int, weights: str | None, run_dir: Path, via: str,
+          labels: str = "fer2013") -> None:
+    argv, cfg = train_args(model, data, split, epochs, weights, run_dir, labels)
     from train.fit import train_run  # Keras loads here, once the settings are known to be good
     train_run(cfg, provenance={**record("python -m train", argv, cfg), "via": via})
 
@@ -181,10 +196,11 @@ def note_stage(run_dir: Path, stage: str, via: dict) -> None:
                                             "stages": {**(doc.get("stages") or {}), stage: now_iso()}})
 
 
-def one_model(model: str, data: str, clip: str, split: str, epochs: int, weights: str, runs: str, via: dict) -> None:
+def one_model(model: str, data: str, clip: str, split: str, epochs: int, weights: str, runs: str, via: dict,
+              labels: str = "fer2013") -> None:
     backbone = MODELS[model].backbone
     run_dir = Path(runs) / (f"{model}-paper-{split}" + ("-randinit" if backbone and normalize_weights(weights) is None
-                                                        else ""))
+                                                        else "") + ("-ferplus" if labels == "ferplus" else ""))
     if run_dir.name.endswith("-randinit"):
         print(f"warning: {model} with --weights none: a random-init backbone, NOT the paper's method ({run_dir})",
               file=sys.stderr)
@@ -192,7 +208,7 @@ def one_model(model: str, data: str, clip: str, split: str, epochs: int, weights
     if train_done(run_dir, epochs, weights if backbone else None):
         print(f"train: {run_dir} already finished {epochs} epochs; skipped", file=sys.stderr)
     else:
-        train(model, data, split, epochs, weights if backbone else None, run_dir, via["command"])
+        train(model, data, split, epochs, weights if backbone else None, run_dir, via["command"], labels)
         note_stage(run_dir, "train", via)
     if newer_than(run_dir, CONVERTED):
         print(f"convert: {run_dir}/report.json is newer than model.keras; skipped", file=sys.stderr)
@@ -207,12 +223,12 @@ def one_model(model: str, data: str, clip: str, split: str, epochs: int, weights
 
 
 def run(data: str, clip: str, models: list[str], epochs: int, split: str, weights: str, runs: str, results: str,
-        records: str, argv=None) -> None:
+        records: str, labels: str = "fer2013", argv=None) -> None:
     via = {**record(PROG, argv), "command": invocation(sys.argv[1:] if argv is None else argv)}
     failed = []
     for model in models:
         try:
-            one_model(model, data, clip, split, epochs, weights, runs, via)
+            one_model(model, data, clip, split, epochs, weights, runs, via, labels)
         except Exception as e:  # noqa: BLE001 - one model failing does not stop the others
             if os.environ.get("FERLITE_DEBUG"):
                 raise

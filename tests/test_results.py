@@ -159,7 +159,9 @@ def test_reproduce_refuses_bad_settings_before_any_stage(work):
                                  ({"EPOCHS": "ten"}, [], 2, "EPOCHS must be"),
                                  ({"EPOCHS": "0"}, [], 2, "EPOCHS must be"),
                                  ({}, ["fer.csv", "missing.mp4"], 3, "clip not found"),
-                                 ({}, ["missing.csv", "fer.csv"], 3, "data not found")):
+                                 ({}, ["missing.csv", "fer.csv"], 3, "data not found"),
+                                 ({"LABELS": "fer+"}, [], 2, "LABELS must be fer2013 or ferplus"),
+                                 ({}, ["fer.csv", "fer.csv", "--labels", "ferplus"], 3, "FER+ votes not found")):
         p = script("reproduce.py", *(args or ["fer.csv", "fer.csv"]), env={**safe, **env}, cwd=work)
         assert p.returncode == code and msg in p.stderr and "Traceback" not in p.stderr, (env, args, p.stderr)
     assert not any((work / d).exists() for d in ("r", "R.md", "rec"))
@@ -169,11 +171,14 @@ def test_reproduce_records_the_command_that_gives_its_config(work):
     """What reproduce.py records as the training command parses, through train's own CLI, to the config it ran."""
     from train.cli import main as train_cli
     (work / "fer.csv").write_text("x")
-    for model, weights in (("vanilla_cnn", None), ("resnet50", "none")):
-        argv, cfg = reproduce.train_args(model, "fer.csv", "official", 3, weights, Path("runs") / model)
+    (work / "ferplus_labels.csv").write_text("x")  # found beside the data, as train --labels ferplus finds it
+    for model, weights, labels in (("vanilla_cnn", None, "fer2013"), ("resnet50", "none", "fer2013"),
+                                   ("residual_cnn", None, "ferplus")):
+        argv, cfg = reproduce.train_args(model, "fer.csv", "official", 3, weights, Path("runs") / model, labels)
         params = train_cli.make_context("train", list(argv)).params
         given = {k: v for k, v in params.items() if v not in (None, False)}
         assert given and all(cfg.to_dict()[k] == v for k, v in given.items()), (given, cfg)
+    assert (cfg.labels, cfg.label_scheme, cfg.ferplus) == ("ferplus", "majority", "ferplus_labels.csv")
 
 
 
