@@ -35,7 +35,9 @@ FLIP_TTA_DIR = "flip-tta"  # --flip-tta's default output folder, inside the run 
 ENSEMBLE_DIR = "ensemble"  # --member's default output folder ("ensemble-flip-tta" with --flip-tta)
 # A member must have been trained on the same faces with the same split as the run: otherwise the
 # run's test faces may be another member's training faces, and the ensemble's score would be a leak.
-SAME_SPLIT_KEYS = ("split", "seed", "val_fraction", "limit", "labels", "ferplus", "label_scheme")
+# FER+ schemes may differ: every scheme narrows FER2013's split (train/ferplus.py run_split) and keeps the same
+# majority-labelled faces for validation and test, so a majority and a soft run hold out the same faces.
+SAME_SPLIT_KEYS = ("split", "seed", "val_fraction", "limit", "labels", "ferplus")
 DEFAULT_LATENCY_RUNS = 50
 LATENCY_WARMUP = 10
 
