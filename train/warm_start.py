@@ -73,6 +73,7 @@ def transfer_weights(src: keras.Model, dst: keras.Model, src_labels, dst_labels)
     pairs = list(zip(layers_with_weights(src), layers_with_weights(dst)))
     if len(layers_with_weights(src)) != len(layers_with_weights(dst)) or any(type(a) is not type(b) for a, b in pairs):
         raise WarmStartError("--init-from: the two networks have different layers")
+    shared = 0
     for a, b in pairs:
         if b.name == HEAD:
             shared = copy_head(a, b, list(src_labels), list(dst_labels))
