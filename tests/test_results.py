@@ -227,6 +227,13 @@ def test_ferplus_runs_and_crosschecks(work):
     assert "python scripts/ferplus_crosscheck.py --model m.tflite" in section
     ablation = text.split("## Ablation", 1)[1].split("\n## ", 1)[0]
     assert "vanilla_cnn-official" in ablation and "ferplus" not in ablation  # other labels: its own table
+    paper = text.split("## Beside the paper's Table 2", 1)[1].split("\n## ", 1)[0]
+    assert "vanilla_cnn-official" in paper and "ferplus-soft" not in paper  # only the paper's recipe on FER+ there
+    make_ferplus_run(work / "runs", "vanilla_cnn-paper-official-ferplus", "majority", 0.7)
+    cfg = json.loads((work / "runs" / "vanilla_cnn-paper-official-ferplus" / "config.json").read_text())
+    write(work / "runs" / "vanilla_cnn-paper-official-ferplus" / "config.json", {**cfg, "preset": "paper"})
+    paper = render(Path("records"), (Path("runs"),)).split("## Beside the paper's Table 2", 1)[1].split("\n## ", 1)[0]
+    assert "vanilla_cnn-paper-official-ferplus" in paper and "FER+ majority" in paper
     own = text.split("`vanilla_cnn-ferplus-soft`\n", 1)[1].split("\n## ", 1)[0]
     assert "| Neutral | Contempt |" in own and "| 25.0% |" in own and "scheme `soft`" in own  # per-class recall
     assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0

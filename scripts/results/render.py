@@ -93,7 +93,8 @@ def paper_rows(runs: list[Run], peer: dict | None) -> list[list[str]]:
             rows.append([name, "paper, Table 2", "random 80/20 (their val split)", str(PAPER_EPOCHS), pct(train),
                          pct(val), "—"])
             rows += [] if mine else [[name, "ours"] + [NOT_RUN] * 5]
-        for r in mine:
+        # FER+ runs have their own section; here only those of the paper's recipe (its numbers on FER+ labels).
+        for r in (r for r in mine if r.label_set == "fer2013" or r.cfg.get("preset") == "paper"):
             tr = final_train_accuracy(r)
             rows.append([title(r), f"ours, `{r.name}`", split_text(r), epochs_text(r), "not recorded" if tr is None
                          else pct(tr), pct(scores(r, "keras").get("accuracy")), pct(scores(r, "int8").get("accuracy"))])
