@@ -17,6 +17,8 @@ from pathlib import Path
 
 import keras
 
+from device.errors import InputError
+
 from .config import ConfigError, TrainConfig
 
 HELD_OUT_KEYS = ("split", "seed", "val_fraction")  # with the data's sha256, what decides the held-out faces
@@ -32,13 +34,13 @@ def check_init_run(cfg: TrainConfig, data_sha256: str) -> Path:
     that held out the same faces; else WarmStartError."""
     run = Path(cfg.init_from)
     model = run / "model.keras"
-    if not model.is_file():
-        raise WarmStartError(f"--init-from {run}: no model.keras there (not a finished training run)")
+    if not model.is_file():  # bad input (exit 3); a run that held out other faces is a usage error (exit 2)
+        raise InputError(f"--init-from {run}: no model.keras there (not a finished training run)")
     try:
         saved = json.loads((run / "config.json").read_text())
         meta = json.loads((run / "metadata.json").read_text())
     except (OSError, ValueError) as e:
-        raise WarmStartError(f"--init-from {run}: cannot read its config.json / metadata.json ({e})") from None
+        raise InputError(f"--init-from {run}: cannot read its config.json / metadata.json ({e})") from None
     if saved.get("model") != cfg.model:
         raise WarmStartError(f"--init-from {run}: it is a {saved.get('model')}, this run trains a {cfg.model} "
                              f"(pass --model {saved.get('model')})")
@@ -89,7 +91,10 @@ def transfer_weights(src: keras.Model, dst: keras.Model, src_labels, dst_labels)
 
 def warm_start(model: keras.Model, model_path: Path, labels) -> str:
     """Load the finished run's model and copy its weights into ``model``; its labels come from its metadata."""
-    src = keras.models.load_model(model_path, compile=False)
+    try:
+        src = keras.models.load_model(model_path, compile=False)
+    except Exception as e:  # a corrupt or foreign file: one line naming it, not a traceback
+        raise InputError(f"--init-from: cannot load {model_path} ({type(e).__name__}: {e})") from None
     src_labels = json.loads((model_path.parent / "metadata.json").read_text())["labels"]
     summary = transfer_weights(src, model, src_labels, labels)
     return f"started from {model_path.parent}: {summary}"

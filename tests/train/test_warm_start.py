@@ -70,4 +70,4 @@ def test_cli_trains_ferplus_from_a_fer2013_run_and_refuses_one_that_held_out_oth
     assert "held out other faces (seed was 0)" in lines[0]
     assert not (other / "config.json").exists()
     r = _cli(*common, "--out", tmp_path / "missing", "--init-from", tmp_path / "nowhere")
-    assert r.returncode == 2 and "no model.keras there" in r.stderr
+    assert r.returncode == 3 and "no model.keras there" in r.stderr  # a missing file: bad input
