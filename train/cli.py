@@ -72,6 +72,13 @@ PROG = "python -m train"
 @click.option("--init-from", default=None, metavar="RUN",
               help="Start from a finished run's weights (same model, data, split and seed), e.g. a FER+ model "
                    "from a FER2013 run; labels both have start from it, new ones (Contempt) fresh.")
+@click.option("--teacher", "teachers", multiple=True, metavar="RUN",
+              help="Distil a finished run (repeatable: their mean, with mirror images) into this one; it must "
+                   "have held out the same faces (train/distill.py).")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), default=None,
+              help="The teachers' share of each target (default 0.7); the rest is the face's label.")
+@click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Softens (>1) or sharpens (<1) the teachers' probabilities (default 1).")
 @click.pass_context
 def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     """Train a facial-expression model on FER2013 (or its FER+ votes) into a run folder."""
@@ -81,6 +88,7 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
         opts["ferplus"] = opts["ferplus"] or _default_votes(data)
         if not Path(opts["ferplus"]).is_file():
             raise FerplusError(f"--ferplus {opts['ferplus']}: no such file")
+    opts["teachers"] = [str(t) for t in opts["teachers"]] or None
     weights = opts.pop("weights")
     if normalize_weights(weights) not in (None, "imagenet"):
         if not Path(weights).is_file():

@@ -66,6 +66,9 @@ class TrainConfig:
     ferplus: str | None = None            # the FER+ votes file, line-aligned with data (labels ferplus)
     label_scheme: str = "majority"        # majority | soft | pld (FER+ only; see train/ferplus.py)
     init_from: str | None = None          # a finished run whose weights start this one (train/warm_start.py)
+    teachers: list[str] | None = None     # finished runs distilled into this one (train/distill.py)
+    distill_weight: float = 0.7           # the teachers' share of each target; the rest is the one-hot label
+    distill_temperature: float = 1.0      # >1 softens the teachers' probabilities, <1 sharpens them
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -127,6 +130,10 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.labels != "ferplus" or bool(cfg.ferplus), "--labels ferplus needs --ferplus PATH (the FER+ votes file)"),
         (cfg.init_from is None or cfg.model != "resnet50",
          "--init-from is for the CNNs trained from scratch (resnet50 starts from its --weights)"),
+        (not cfg.teachers or cfg.label_scheme == "majority",
+         f"--teacher needs one label per face (--label-scheme {cfg.label_scheme} has its own soft targets)"),
+        (0 <= cfg.distill_weight <= 1, f"distill weight must be in [0, 1], got {cfg.distill_weight}"),
+        (cfg.distill_temperature > 0, f"distill temperature must be > 0, got {cfg.distill_temperature}"),
         (bool(cfg.data), "no data path given"),
         (bool(cfg.out), "no output folder given"),
     ]

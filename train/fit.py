@@ -30,6 +30,7 @@ from device.metrics import evaluate
 from . import report
 from .cache import FeatureBatches, cache_split
 from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig
+from . import distill
 from .data import Split, load_fer2013
 from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_split
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
@@ -42,7 +43,7 @@ DEFAULTS = TrainConfig().to_dict()
 # Must match between a run and its --resume: they decide the data, the split or the network.
 RESUME_KEYS = ("data", "model", "split", "seed", "init_seed", "val_fraction", "limit", "augment", "augmentation",
                "dropout", "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing",
-               "labels", "ferplus", "label_scheme", "init_from")
+               "labels", "ferplus", "label_scheme", "init_from", "teachers", "distill_weight", "distill_temperature")
 
 
 def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
@@ -60,6 +61,7 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
         print(describe(fp, cfg.label_scheme))
     # Checked before config.json is written; a resumed run has its weights already.
     init_model = check_init_run(cfg, ds.sha256) if cfg.init_from and state["epoch"] == 0 else None
+    teachers = distill.check_teachers(cfg, ds.sha256, LABEL_SETS[cfg.labels])
     if cfg.limit:
         split = limit_split(split, cfg.limit, cfg.seed)
     print(split.summary())
@@ -70,7 +72,12 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     n_classes = len(LABEL_SETS[cfg.labels])
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.
     train_w = sample_weights(ds.labels[split.train], cfg.class_weights, n_classes)
-    data = dict(train=(ds.faces[split.train], train_targets(cfg, fp, split.train, ds.labels), train_w),
+    targets = train_targets(cfg, fp, split.train, ds.labels)
+    if teachers:
+        probs = distill.teacher_probs(teachers, ds.faces[split.train], out)
+        print(distill.describe(probs, ds.labels[split.train], len(teachers)))
+        targets = distill.distill_targets(probs, targets, cfg.distill_weight, cfg.distill_temperature)
+    data = dict(train=(ds.faces[split.train], targets, train_w),
                 val=(ds.faces[split.val], val_targets(cfg, ds.labels[split.val], n_classes)), init_model=init_model)
     history = report.read_history(out / "history.csv")[:state["epoch"]]
     t0, before = time.time(), state["train_time_s"]  # the time of the sessions before this one (a kill, a Ctrl-C)
@@ -101,8 +108,8 @@ def init_seed(cfg: TrainConfig) -> int:
 
 
 def _soft(cfg: TrainConfig) -> bool:
-    """Distributions as targets (a dense loss), not integer labels."""
-    return cfg.labels == "ferplus" and cfg.label_scheme == "soft"
+    """Distributions as targets (a dense loss), not integer labels: FER+'s soft scheme, or distillation."""
+    return (cfg.labels == "ferplus" and cfg.label_scheme == "soft") or bool(cfg.teachers)
 
 
 def train_targets(cfg: TrainConfig, fp, idx: np.ndarray, labels: np.ndarray):

@@ -32,26 +32,32 @@ class WarmStartError(ConfigError):
 def check_init_run(cfg: TrainConfig, data_sha256: str) -> Path:
     """The model file of ``cfg.init_from``, once it is known to be a finished run of the same network
     that held out the same faces; else WarmStartError."""
-    run = Path(cfg.init_from)
+    model, saved = check_same_faces(Path(cfg.init_from), cfg, data_sha256, "--init-from")
+    if saved.get("model") != cfg.model:
+        raise WarmStartError(f"--init-from {cfg.init_from}: it is a {saved.get('model')}, this run trains a "
+                             f"{cfg.model} (pass --model {saved.get('model')})")
+    return model
+
+
+def check_same_faces(run: Path, cfg: TrainConfig, data_sha256: str, flag: str) -> tuple[Path, dict]:
+    """``run``'s model file and saved config, once it is known to be a finished run that held out the faces
+    this run holds out (so none of this run's validation or test faces were its training faces)."""
     model = run / "model.keras"
     if not model.is_file():  # bad input (exit 3); a run that held out other faces is a usage error (exit 2)
-        raise InputError(f"--init-from {run}: no model.keras there (not a finished training run)")
+        raise InputError(f"{flag} {run}: no model.keras there (not a finished training run)")
     try:
         saved = json.loads((run / "config.json").read_text())
         meta = json.loads((run / "metadata.json").read_text())
     except (OSError, ValueError) as e:
-        raise InputError(f"--init-from {run}: cannot read its config.json / metadata.json ({e})") from None
-    if saved.get("model") != cfg.model:
-        raise WarmStartError(f"--init-from {run}: it is a {saved.get('model')}, this run trains a {cfg.model} "
-                             f"(pass --model {saved.get('model')})")
+        raise InputError(f"{flag} {run}: cannot read its config.json / metadata.json ({e})") from None
     default = TrainConfig().to_dict()  # runs older than a key were trained at its default
     diff = [f"{k} was {saved.get(k, default[k])!r}" for k in HELD_OUT_KEYS if saved.get(k, default[k]) != getattr(cfg, k)]
     if (meta.get("data") or {}).get("sha256") != data_sha256:
         diff.append("its data file differs (sha256)")
     if diff:
-        raise WarmStartError(f"--init-from {run}: it held out other faces ({', '.join(diff)}), so its training "
+        raise WarmStartError(f"{flag} {run}: it held out other faces ({', '.join(diff)}), so its training "
                              "faces could be this run's validation or test faces")
-    return model
+    return model, saved
 
 
 def layers_with_weights(model: keras.Model) -> list:

@@ -6,6 +6,8 @@ from Training; PublicTest is only reported.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .collect import Run, g, latency, members, recorded, scores, split_kind
 from .text import NOT_RUN, duration, ms, pct, size, table
 
@@ -19,6 +21,11 @@ def recipe_short(cfg: dict) -> str:
              f"batch {cfg.get('batch_size')}", f"class weights {cfg.get('class_weights')}"]
     parts += [f"{label} {cfg[k]}" for k, label in (("erasing", "erasing"), ("label_smoothing", "label smoothing"),
                                                    ("weight_decay", "weight decay")) if cfg.get(k)]
+    if cfg.get("teachers"):
+        parts.append(f"distilled from {', '.join(f'`{Path(t).name}`' for t in cfg['teachers'])} (+ mirrors, "
+                     f"weight {cfg.get('distill_weight')}, T {cfg.get('distill_temperature')})")
+    if cfg.get("init_from"):
+        parts.append(f"started from `{Path(cfg['init_from']).name}`")
     return ", ".join(parts)
 
 

@@ -1,0 +1,84 @@
+"""train --teacher (train/distill.py): finished runs distilled into a student of one network."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+keras = pytest.importorskip("keras")
+
+from device.contract import as_batch  # noqa: E402
+from train import distill  # noqa: E402
+from train.models import build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_targets_mix_the_tempered_teacher_with_the_label():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    labels = np.array([1, 2])
+    y = distill.distill_targets(probs, labels, 0.7, 1.0)
+    np.testing.assert_allclose(y.sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(y[0], 0.7 * probs[0] + 0.3 * np.eye(3)[1], atol=1e-6)
+    np.testing.assert_allclose(distill.distill_targets(probs, labels, 0.0, 1.0), np.eye(3)[labels])
+    hot = distill.distill_targets(probs, labels, 1.0, 100.0)  # a high temperature flattens the teacher
+    assert hot.max() - hot.min() < 0.01
+    sharp = distill.distill_targets(probs, labels, 1.0, 0.1)  # a low one sharpens it to its top class
+    np.testing.assert_allclose(sharp.argmax(1), probs.argmax(1))
+    assert sharp.max(1).min() > 0.99
+
+
+def test_teacher_probs_average_face_and_mirror_and_are_cached(tmp_path, monkeypatch):
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    model = build_model("vanilla_cnn", augment=False, seed=3, num_classes=7)
+    model.save(teacher / "model.keras")
+    faces = np.random.default_rng(0).integers(0, 256, (10, 48, 48), dtype=np.uint8)
+    out = tmp_path / "student"
+    out.mkdir()
+    probs = distill.teacher_probs([teacher / "model.keras"], faces, out, batch_size=4)
+    want = (model.predict(as_batch(faces), verbose=0) + model.predict(as_batch(faces[:, :, ::-1]), verbose=0)) / 2
+    np.testing.assert_allclose(probs, want, atol=1e-5)
+    assert (out / distill.CACHE).is_file()
+
+    def no_load(*a, **k):
+        raise AssertionError("the cached probabilities should have been used")
+    monkeypatch.setattr(keras.models, "load_model", no_load)
+    np.testing.assert_array_equal(distill.teacher_probs([teacher / "model.keras"], faces, out), probs)
+
+
+def _cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "train", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+
+
+@pytest.mark.slow
+def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sample_csv, tmp_path):
+    common = ("--data", sample_csv, "--split", "random80", "--epochs", "1", "--limit", "120", "--model", "vanilla_cnn")
+    teacher = tmp_path / "teacher"
+    r = _cli(*common, "--out", teacher)
+    assert r.returncode == 0, r.stderr[-2000:]
+    student = tmp_path / "student"
+    r = _cli(*common, "--out", student, "--teacher", teacher, "--distill-weight", "0.5", "--init-seed", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "distilling 1 teacher(s)" in r.stdout
+    cfg = json.loads((student / "config.json").read_text())
+    assert cfg["teachers"] == [str(teacher)] and cfg["distill_weight"] == 0.5
+    assert (student / distill.CACHE).is_file() and (student / "model.keras").is_file()
+
+    other = tmp_path / "other-seed"
+    r = _cli(*common, "--out", other, "--seed", "5", "--teacher", teacher)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
+    assert "--teacher" in lines[0] and "held out other faces (seed was 0)" in lines[0]
+    assert not (other / "config.json").exists()
+    r = _cli(*common, "--out", tmp_path / "soft", "--teacher", teacher, "--labels", "ferplus",
+             "--ferplus", sample_csv, "--label-scheme", "soft")
+    assert r.returncode == 2 and "--teacher needs one label per face" in r.stderr
