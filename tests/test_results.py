@@ -234,6 +234,13 @@ def test_ferplus_runs_and_crosschecks(work):
     write(work / "runs" / "vanilla_cnn-paper-official-ferplus" / "config.json", {**cfg, "preset": "paper"})
     paper = render(Path("records"), (Path("runs"),)).split("## Beside the paper's Table 2", 1)[1].split("\n## ", 1)[0]
     assert "vanilla_cnn-paper-official-ferplus" in paper and "FER+ majority" in paper
+    assert "**FER+ labels.**" not in paper  # no FER2013-label run of the same recipe, split and epochs to set beside
+    make_run(work / "runs", "vanilla_cnn-paper-official", split="official", preset="paper", epochs=3, acc=0.6)
+    paper = render(Path("records"), (Path("runs"),)).split("## Beside the paper's Table 2", 1)[1].split("\n## ", 1)[0]
+    note = next(line for line in paper.splitlines() if line.startswith("- **FER+ labels.**"))
+    assert ("Vanilla CNN, official, 3 epochs: 60.0% on FER2013's labels (`vanilla_cnn-paper-official`), 70.0% on "
+            "FER+ majority labels (`vanilla_cnn-paper-official-ferplus`), +10.00 pp; the paper's 66.2%") in note
+    assert "bring every pair closer" in note and "not a claim" in note
     own = text.split("`vanilla_cnn-ferplus-soft`\n", 1)[1].split("\n## ", 1)[0]
     assert "| Neutral | Contempt |" in own and "| 25.0% |" in own and "scheme `soft`" in own  # per-class recall
     assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from train.ferplus import SCHEMES
 
-from .collect import Run, g, recorded, scores, shown_path
-from .text import NOT_RUN, epochs_text, machine_text, pct, pp, split_text, table, title
+from .collect import Run, g, recorded, scores, shown_path, split_kind
+from .text import NOT_RUN, PAPER, epochs_text, machine_text, pct, pp, split_text, table, title
 
 # Published, not measured here: what to read our rows beside.
 PUBLISHED = ("Published (not measured here): Barsoum et al. (ICMI 2016) report about 84–85% majority-vote accuracy "
@@ -90,3 +90,35 @@ def ferplus_section(runs: list[Run], checks) -> list[str]:
                   + ", ".join(f"`{shown_path(Path(p))}`" for p, _ in checks) + "):", "", "```bash", *commands,
                   "```", ""]
     return lines
+
+
+def paper_recipe_note(runs: list[Run]) -> list[str]:
+    """A bullet for "Beside the paper's Table 2": the paper's recipe on FER2013's labels and on FER+ majority
+    labels, same model, split and epochs, beside the paper's figure. Numbers, then what they show; no claim
+    about what the authors did."""
+    def paper_runs(labels):
+        return {(r.model, split_kind(r), r.metrics.get("epochs_run")): r for r in runs
+                if r.label_set == labels and r.cfg.get("preset") == "paper" and not r.random_init}
+    fer, plus = paper_runs("fer2013"), paper_runs("ferplus")
+    pairs = [(fer[k], plus[k]) for k in sorted(plus, key=str) if k in fer and k[0] in PAPER]
+    if not pairs:
+        return []
+    parts, closer = [], []
+    for a, b in pairs:
+        name, _, paper_val = PAPER[a.model]
+        acc_a, acc_b = scores(a, "keras").get("accuracy"), scores(b, "keras").get("accuracy")
+        if acc_a is None or acc_b is None:
+            continue
+        parts.append(f"{name}, {split_kind(a)}, {a.metrics.get('epochs_run')} epochs: {pct(acc_a)} on FER2013's "
+                     f"labels (`{a.name}`), {pct(acc_b)} on FER+ majority labels (`{b.name}`), {pp(100 * (acc_b - acc_a))};"
+                     f" the paper's {pct(paper_val)}")
+        closer.append(abs(acc_b - paper_val) < abs(acc_a - paper_val))
+    if not parts:
+        return []
+    verdict = ("FER+ labels bring every pair closer to the paper's figures" if all(closer) else
+               "FER+ labels bring no pair closer to the paper's figures" if not any(closer) else
+               "FER+ labels bring some pairs, not all, closer to the paper's figures")
+    return [f"- **FER+ labels.** The paper's recipe (`--preset paper`) trained on FER+ majority labels, scored on "
+            f"FER+ majority labels of the same split: {'; '.join(parts)}. {verdict}. An observation about numbers, "
+            "not a claim about which labels the paper's authors used; FER+ leaves out non-faces, ties and unclear "
+            "faces, so its held-out faces are not quite the same set."]

