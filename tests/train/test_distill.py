@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ keras = pytest.importorskip("keras")
 from device.contract import as_batch  # noqa: E402
 from train import distill  # noqa: E402
 from train.models import build_model  # noqa: E402
+from train_cli import run_train  # noqa: E402  (tests/train/train_cli.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,20 +52,14 @@ def test_teacher_probs_average_face_and_mirror_and_are_cached(tmp_path, monkeypa
     np.testing.assert_array_equal(distill.teacher_probs([teacher / "model.keras"], faces, out), probs)
 
 
-def _cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "train", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=600)
-
-
 @pytest.mark.slow
 def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sample_csv, tmp_path):
     common = ("--data", sample_csv, "--split", "random80", "--epochs", "1", "--limit", "120", "--model", "vanilla_cnn")
     teacher = tmp_path / "teacher"
-    r = _cli(*common, "--out", teacher)
+    r = run_train(*common, "--out", teacher)
     assert r.returncode == 0, r.stderr[-2000:]
     student = tmp_path / "student"
-    r = _cli(*common, "--out", student, "--teacher", teacher, "--distill-weight", "0.5", "--init-seed", "1")
+    r = run_train(*common, "--out", student, "--teacher", teacher, "--distill-weight", "0.5", "--init-seed", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "distilling 1 teacher(s)" in r.stdout
     cfg = json.loads((student / "config.json").read_text())
@@ -74,11 +67,11 @@ def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sampl
     assert (student / distill.CACHE).is_file() and (student / "model.keras").is_file()
 
     other = tmp_path / "other-seed"
-    r = _cli(*common, "--out", other, "--seed", "5", "--teacher", teacher)
+    r = run_train(*common, "--out", other, "--seed", "5", "--teacher", teacher)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
     assert "--teacher" in lines[0] and "held out other faces (seed was 0)" in lines[0]
     assert not (other / "config.json").exists()
-    r = _cli(*common, "--out", tmp_path / "soft", "--teacher", teacher, "--labels", "ferplus",
+    r = run_train(*common, "--out", tmp_path / "soft", "--teacher", teacher, "--labels", "ferplus",
              "--ferplus", sample_csv, "--label-scheme", "soft")
     assert r.returncode == 2 and "--teacher needs one label per face" in r.stderr

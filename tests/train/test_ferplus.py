@@ -3,11 +3,7 @@ a training step with each scheme on sample.csv with FER+'s real votes for its ro
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +11,9 @@ import pytest
 from device.contract import LABELS as FER2013_LABELS
 from train.data import Dataset, load_fer2013, make_split
 from train.ferplus import (FERPLUS_SPLITS, HEADER, LABELS, SCHEMES, FerplusError, Votes, clear, draw_labels,
-                           evaluable, majority_labels, not_face, read_votes, relabel, run_split,
+                           majority_labels, not_face, read_votes, relabel, run_split,
                            soft_targets)
+from train_cli import run_train  # tests/train/train_cli.py
 
 A, D, F, H, S, U, N, C, UNK, NF = range(10)  # columns of Votes.counts: LABELS order, then unknown, NF
 
@@ -186,12 +183,6 @@ def test_real_votes_for_the_sample_are_line_aligned(sample_ferplus):
 
 # --- the command line -----------------------------------------------------------------------------------
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "train", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                                                     "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-
-
 def _one_error(r, code, words):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == code, r.stderr[-2000:]
@@ -210,7 +201,7 @@ def test_cli_flag_errors_are_one_line(sample_csv, sample_ferplus, tmp_path, extr
     lone = tmp_path / "alone" / "sample.csv"  # a folder with no votes file, beside it or in ../ferplus
     lone.parent.mkdir()
     lone.write_bytes(sample_csv.read_bytes())
-    _one_error(_cli("--data", lone, "--out", tmp_path / "o", *extra), code, words)
+    _one_error(run_train("--data", lone, "--out", tmp_path / "o", *extra), code, words)
     assert not (tmp_path / "o").exists()
 
 
@@ -219,7 +210,7 @@ def test_misaligned_votes_file_is_one_error_line_exit_3(sample_ferplus, tmp_path
     lines = (sample_ferplus / "ferplus_labels.csv").read_text().splitlines()
     bad = tmp_path / "votes.csv"
     bad.write_text("\n".join(lines[:100] + lines[101:]) + "\n")  # one row lost: every later row is off by one
-    r = _cli("--data", sample_ferplus / "sample.csv", "--out", tmp_path / "o", "--labels", "ferplus",
+    r = run_train("--data", sample_ferplus / "sample.csv", "--out", tmp_path / "o", "--labels", "ferplus",
              "--ferplus", bad, "--split", "random80", "--epochs", "1")
     _one_error(r, 3, f"{bad}: 419 vote rows for 420 faces")
     assert not (tmp_path / "o" / "model.keras").exists()
@@ -272,7 +263,7 @@ def test_each_scheme_trains_and_writes_8_label_metadata(sample_ferplus, tmp_path
 @pytest.mark.slow
 def test_cli_finds_the_votes_beside_the_data(sample_ferplus, tmp_path):
     out = tmp_path / "cli"
-    r = _cli("--data", sample_ferplus / "sample.csv", "--out", out, "--labels", "ferplus", "--label-scheme", "soft",
+    r = run_train("--data", sample_ferplus / "sample.csv", "--out", out, "--labels", "ferplus", "--label-scheme", "soft",
              "--split", "random80", "--epochs", "1", "--limit", "80", "--model", "residual_cnn", "--preset", "paper")
     assert r.returncode == 0, r.stderr[-2000:]
     cfg = json.loads((out / "config.json").read_text())

@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,6 +17,7 @@ from train.config import ConfigError, resolve  # noqa: E402
 from train.data import load_fer2013, make_split  # noqa: E402
 from train.fit import train_run  # noqa: E402
 from train.report import read_history  # noqa: E402
+from train_cli import run_train  # noqa: E402  (tests/train/train_cli.py)
 
 ARTEFACTS = ("model.keras", "metadata.json", "config.json", "history.csv", "curves.png", "confusion.png",
              "metrics.json")
@@ -94,16 +93,11 @@ def test_resnet50_cached_then_fine_tune(sample_csv, tmp_path):
     assert model.input.shape[1:] == (48, 48, 1) and model.output.shape[1:] == (7,)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-
-
 @pytest.mark.slow
 def test_cli_smoke(sample_csv, tmp_path):
     args = ["--data", str(sample_csv), "--out", str(tmp_path / "cli"), "--split", "random80", "--epochs", "1",
             "--limit", "60", "--model", "residual_cnn", "--preset", "paper"]
-    r = _cli(*args)
+    r = run_train(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ARTEFACTS:
         assert (tmp_path / "cli" / name).exists(), name
@@ -126,7 +120,7 @@ def test_cli_errors_are_one_line(sample_csv, tmp_path, args, code, words):
     bad = tmp_path / "bad.csv"
     bad.write_text("emotion,pixels,Usage\n0," + " ".join(["1"] * 2304) + ",Training\n0,1 2,Training\n")
     args = [a.format(sample=sample_csv, bad=bad, out=tmp_path / "o") for a in args]
-    r = _cli(*args)
+    r = run_train(*args)
     assert r.returncode == code, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("error: ") and words in lines[-1], r.stderr

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from device.contract import LABELS as FER2013_LABELS  # noqa: E402
 from train.ferplus import LABELS  # noqa: E402
 from train.models import build_model  # noqa: E402
 from train.warm_start import WarmStartError, transfer_weights  # noqa: E402
+from train_cli import run_train  # noqa: E402  (tests/train/train_cli.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,31 +42,25 @@ def test_other_networks_are_refused():
                          build_model("vanilla_cnn", augment=False, num_classes=8), FER2013_LABELS, LABELS)
 
 
-def _cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "train", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=600)
-
-
 @pytest.mark.slow
 def test_cli_trains_ferplus_from_a_fer2013_run_and_refuses_one_that_held_out_other_faces(sample_ferplus, tmp_path):
     data = sample_ferplus / "sample.csv"
     common = ("--data", data, "--split", "random80", "--epochs", "1", "--limit", "120", "--model", "vanilla_cnn")
     first = tmp_path / "fer2013"
-    r = _cli(*common, "--out", first)
+    r = run_train(*common, "--out", first)
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "ferplus"
-    r = _cli(*common, "--out", out, "--labels", "ferplus", "--label-scheme", "soft", "--init-from", first)
+    r = run_train(*common, "--out", out, "--labels", "ferplus", "--label-scheme", "soft", "--init-from", first)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"started from {first}" in r.stdout and "7 of 8 outputs (new: Contempt)" in r.stdout
     assert json.loads((out / "config.json").read_text())["init_from"] == str(first)
     assert json.loads((out / "metadata.json").read_text())["labels"] == list(LABELS)
 
     other = tmp_path / "other-seed"
-    r = _cli(*common, "--out", other, "--labels", "ferplus", "--seed", "5", "--init-from", first)
+    r = run_train(*common, "--out", other, "--labels", "ferplus", "--seed", "5", "--init-from", first)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
     assert "held out other faces (seed was 0)" in lines[0]
     assert not (other / "config.json").exists()
-    r = _cli(*common, "--out", tmp_path / "missing", "--init-from", tmp_path / "nowhere")
+    r = run_train(*common, "--out", tmp_path / "missing", "--init-from", tmp_path / "nowhere")
     assert r.returncode == 3 and "no model.keras there" in r.stderr  # a missing file: bad input
