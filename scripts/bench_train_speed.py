@@ -30,13 +30,17 @@ def parse_opt(argv=None) -> argparse.Namespace:
                     help="comma-separated model names (resnet50 trains its head on cached features)")
     ap.add_argument("--batch", default="64", help="comma-separated batch sizes")
     ap.add_argument("--augment", default="on,off", help="on, off or on,off")
+    ap.add_argument("--jit", default="auto", help="XLA: auto (Keras's choice), on, off, or a list like auto,on")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--json", help="write the rows here")
     return ap.parse_args(argv)
 
 
-def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int) -> dict:
+JIT = {"auto": "auto", "on": True, "off": False}
+
+
+def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int, jit: str = "auto") -> dict:
     import keras
     import numpy as np
     from train.config import resolve
@@ -44,6 +48,8 @@ def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int) -
     from train.models import build_model
     cfg = resolve("best" if name == "vgg_cnn" else "default", data="-", out="-", model=name)
     model = _compile(build_model(name, augment=augment, erasing=cfg.erasing if augment else 0.0), cfg, cfg.lr)
+    if jit != "auto":
+        model.jit_compile = JIT[jit]  # before the first step, which builds the train function
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch, 48, 48, 1)).astype("float32")
     y = rng.integers(0, 7, batch)
@@ -54,21 +60,23 @@ def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int) -
         model.train_on_batch(x, y)
     dt = (time.perf_counter() - t) / steps
     return {"model": name, "backend": keras.backend.backend(), "batch": batch, "augment": augment,
-            "params": int(model.count_params()), "ms_per_step": round(dt * 1e3, 1),
+            "params": int(model.count_params()), "jit": jit, "xla": bool(model.jit_compile), "ms_per_step": round(dt * 1e3, 1),
             "faces_per_s": round(batch / dt, 1), "epoch_s": round(TRAIN_FACES / (batch / dt), 1)}
 
 
 def main(opt: argparse.Namespace) -> list[dict]:
     from device.provenance import machine_info, now_iso
     rows = []
-    print(f"{'model':14s} {'backend':10s} {'batch':>5s} {'augment':>7s} {'ms/step':>8s} {'faces/s':>8s} {'s/epoch':>8s}")
+    print(f"{'model':14s} {'backend':10s} {'batch':>5s} {'augment':>7s} {'xla':>5s} {'ms/step':>8s} {'faces/s':>8s} "
+          f"{'s/epoch':>8s}")
     for name in opt.models.split(","):
         for batch in (int(b) for b in opt.batch.split(",")):
             for aug in opt.augment.split(","):
-                r = time_config(name, batch, aug == "on", opt.steps, opt.warmup)
-                rows.append(r)
-                print(f"{r['model']:14s} {r['backend']:10s} {r['batch']:5d} {aug:>7s} {r['ms_per_step']:8.1f} "
-                      f"{r['faces_per_s']:8.1f} {r['epoch_s']:8.1f}", flush=True)
+                for jit in opt.jit.split(","):
+                    r = time_config(name, batch, aug == "on", opt.steps, opt.warmup, jit)
+                    rows.append(r)
+                    print(f"{r['model']:14s} {r['backend']:10s} {r['batch']:5d} {aug:>7s} {str(r['xla']):>5s} "
+                          f"{r['ms_per_step']:8.1f} {r['faces_per_s']:8.1f} {r['epoch_s']:8.1f}", flush=True)
     if opt.json:
         from device.atomic import write_json
         write_json(opt.json, {"rows": rows, "machine": machine_info(), "date": now_iso()})
