@@ -99,7 +99,8 @@ def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool, membe
     print(f"shipped: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
 
 
-def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAULTS["dest"]) -> str:
+def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAULTS["dest"],
+           max_bytes: str = DEFAULTS["max_bytes"]) -> str:
     r = mr.load_run(run)
     sub = wrapped_dir(flip_tta, len(members))
     shipped = next((w for w in [r.flip, *r.ensembles] if w and w.name.endswith("/" + str(sub))), None) if sub else r
@@ -119,6 +120,7 @@ def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAU
     name = Path(dest).name
     ferplus = r.label_set == "ferplus"
     dest_flag = "" if Path(dest).resolve() == (ROOT / DEFAULTS["dest"]).resolve() else f" --dest {mr.shown_path(Path(dest))}"
+    dest_flag += "" if str(max_bytes) == DEFAULTS["max_bytes"] else f" --max-bytes {max_bytes}"  # what it was shipped under
     return "\n".join([
         "# The default model" if name == "default" else f"# The `{name}` model", "",
         ("`device/run.py` uses `model_int8.tflite` and `metadata.json` from this folder when no `--model` is given"
@@ -157,7 +159,7 @@ def run(run: str, dest: str, max_bytes: str, flip_tta: str, readme_only: bool, m
     sub = wrapped_dir(flip, len(member))
     if not readme_only:
         ship(run_dir, run_dir / sub if sub else run_dir, dest_dir, int(max_bytes), flip, member)
-    write_text(dest_dir / "README.md", readme(run_dir, flip, member, dest))
+    write_text(dest_dir / "README.md", readme(run_dir, flip, member, dest, max_bytes))
 
 
 def main(opt: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ def test_make_default_model_ships_one_pair_and_documents_it(work):
     assert "int8 model on PublicTest (n=3589, official split): **60.25%**" in readme
     assert "11f7da2a6a3c26351b9d6638fddb63074092af21f4f54a4fdea4f300536e9d89" in readme
     assert "python -m train --data ../shared/data/fer2013/sample.csv --model vanilla_cnn --preset default" in readme
-    assert f"python scripts/make_default_model.py {run} --dest {dest}   #" in readme
+    assert f"python scripts/make_default_model.py {run} --dest {dest} --max-bytes 2000   #" in readme
     assert readme.startswith("# The default model\n") and "when no `--model` is given (7 labels: Angry," in readme
 
     named = work / "ferplus"  # another shipped model: device/run.py --model ferplus
@@ -44,7 +44,7 @@ def test_make_default_model_ships_one_pair_and_documents_it(work):
     assert p.returncode == 0, p.stderr
     readme = (named / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# The `ferplus` model\n") and "`device/run.py --model ferplus` uses" in readme
-    assert f"python scripts/make_default_model.py {run} --dest {named}   #" in readme
+    assert f"python scripts/make_default_model.py {run} --dest {named} --max-bytes 2000   #" in readme
 
     p = script("make_default_model.py", str(run), "--dest", str(dest), "--max-bytes", "1000")
     assert p.returncode == 5 and "over the 1000-byte limit" in p.stderr
@@ -83,7 +83,8 @@ def test_make_default_model_ships_an_ensemble(work):
     assert (dest / "model_int8.tflite").read_bytes() == b"i" * 1200
     readme = (dest / "README.md").read_text(encoding="utf-8")
     assert "**62.25%**" in readme and "an ensemble: the file also holds the model of" in readme
-    assert f"python scripts/make_default_model.py {run} --flip-tta --member {member}" in readme
+    assert f"python scripts/make_default_model.py {run} --flip-tta --member {member} --dest {dest} --max-bytes 4000000" \
+        in readme  # the size limit it was shipped under, or remaking it as written would be refused
     assert "--out runs/vanilla_cnn-official-init1" in readme  # the member's own training command
     p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(work / "nope"), "--dest", str(dest))
     assert p.returncode == 3 and "run folder not found" in p.stderr
