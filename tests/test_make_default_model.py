@@ -83,8 +83,7 @@ def test_make_default_model_ships_an_ensemble(work):
     assert (dest / "model_int8.tflite").read_bytes() == b"i" * 1200
     readme = (dest / "README.md").read_text(encoding="utf-8")
     assert "**62.25%**" in readme and "an ensemble: the file also holds the model of" in readme
-    assert f"python scripts/make_default_model.py {run} --flip-tta --member {member} --dest {dest} --max-bytes 4000000" \
-        in readme  # the size limit it was shipped under, or remaking it as written would be refused
+    assert f"python scripts/make_default_model.py {run} --flip-tta --member {member} --dest {dest}   #" in readme
     assert "--out runs/vanilla_cnn-official-init1" in readme  # the member's own training command
     p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(work / "nope"), "--dest", str(dest))
     assert p.returncode == 3 and "run folder not found" in p.stderr

@@ -68,7 +68,7 @@ def device_model(request, tmp_path_factory, sample_csv, sample_faces) -> Path:
 def pair_model(request, tmp_path_factory, sample_csv, sample_faces) -> Path:
     """A folder holding model_int8.tflite, model_float32.tflite and metadata.json (for bench).
 
-    The shipped default has no float32 file (it stays under 2 MB), so without TensorFlow
+    The shipped default has no float32 file (only the int8 file ships), so without TensorFlow
     to build the tiny pair this skips."""
     if all((DEFAULT_MODEL_DIR / n).is_file() for n in MODEL_FILES):
         return DEFAULT_MODEL_DIR
