@@ -51,9 +51,12 @@ def teacher_probs(models: list[Path], faces: np.ndarray, out: Path, batch_size: 
     key = json.dumps([[str(m), m.stat().st_size, m.stat().st_mtime_ns] for m in models] + [len(faces)])
     cache = out / CACHE
     if cache.is_file():
-        saved = np.load(cache)
-        if str(saved["key"]) == key:
-            return saved["probs"]
+        try:  # a cache from other teachers, or one cut short, is made again rather than trusted
+            with np.load(cache) as saved:
+                if str(saved["key"]) == key:
+                    return saved["probs"]
+        except (OSError, ValueError, KeyError) as e:
+            print(f"{cache}: unreadable ({type(e).__name__}), computing the teachers' outputs again")
     total = 0.0
     for path in models:
         try:
