@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from convert.calibration import file_sha256  # noqa: E402
 from device.atomic import write_json  # noqa: E402
 from device.contract import LABELS  # noqa: E402
 from device.errors import InputError, guarded  # noqa: E402
@@ -85,7 +86,9 @@ def crosscheck(model: str, data: str, ferplus: str | None, usage: str, threads: 
         probs = clf.predict_batched(ds.faces[rows])
     fer, maj = ds.labels[rows], majority_labels(votes.counts[rows])
     in7 = (maj >= 0) & (maj < SHARED)
-    out = {"format": FORMAT, "model": str(model), "model_labels": clf.labels, "data": str(data),
+    # model_sha256: which bytes were scored, so a record of a replaced model reads as stale (tests/test_shipped_records.py)
+    out = {"format": FORMAT, "model": str(model), "model_sha256": file_sha256(model), "model_labels": clf.labels,
+           "data": str(data),
            "data_sha256": ds.sha256, "ferplus": str(votes_path), "ferplus_sha256": votes.sha256, "usage": usage,
            "ferplus_split": FERPLUS_SPLITS[usage],
            "faces": {"in_split": int((ds.usage == usage).sum()), "not_a_face": int((nf & (ds.usage == usage)).sum()),
