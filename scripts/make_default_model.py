@@ -99,6 +99,30 @@ def ship(run: Path, src: Path, dest: Path, max_bytes: int, flip_tta: bool, membe
     print(f"shipped: {dest} (from {run}; int8 {size} bytes)", file=sys.stderr)
 
 
+def training_commands(runs: list[Path]) -> list[str]:
+    """The recorded training commands that remake ``runs``, each after the runs it starts from
+    (--init-from) or learns from (--teacher), each once."""
+    done, lines = set(), []
+
+    def visit(run: Path):
+        if run.resolve() in done:
+            return
+        done.add(run.resolve())
+        config = (mr.read_json(run / "config.json")[0]  # the run folder, else its archived records
+                  or mr.read_json(mr.RECORDS / run.name / "config.json")[0] or {})
+        for dep in [config.get("init_from"), *(config.get("teachers") or [])]:
+            if dep:
+                visit(Path(dep))
+        prov = mr.recorded(config)
+        if prov.get("recovered_from"):
+            lines.append(f"# recovered from {prov['recovered_from']}")
+        lines.append(prov.get("command") or f"# {mr.shown_path(run)}: training command not recorded")
+
+    for run in runs:
+        visit(Path(run))
+    return lines
+
+
 def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAULTS["dest"],
            max_bytes: str = DEFAULTS["max_bytes"]) -> str:
     r = mr.load_run(run)
@@ -110,13 +134,7 @@ def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAU
     k, f32, i8 = (mr.scores(shipped, n) for n in ("keras", "float32", "int8"))
     origin = mr.g(r.archive, "from") or mr.shown_path(run)
     data = mr.g(r.metadata, "data", default={})
-    prov = mr.recorded(r.config)
-    train_cmd = prov.get("command") or "# training command: not recorded (no provenance in config.json)"
-    if prov.get("recovered_from"):
-        train_cmd = f"# recovered from {prov['recovered_from']}\n{train_cmd}"
     flip = (" --flip-tta" if flip_tta else "") + "".join(f" --member {mr.shown_path(Path(m))}" for m in members)
-    member_cmds = [mr.recorded(mr.read_json(Path(m) / "config.json")[0]).get("command")
-                   or f"# {m}: training command not recorded" for m in members]
     name = Path(dest).name
     ferplus = r.label_set == "ferplus"
     dest_flag = "" if Path(dest).resolve() == (ROOT / DEFAULTS["dest"]).resolve() else f" --dest {mr.shown_path(Path(dest))}"
@@ -131,7 +149,7 @@ def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAU
         + (", converted with `--flip-tta`: the file classifies each face and its mirror image and averages the two "
            "probability vectors (twice the model time; the device runtime needs nothing extra)" if flip_tta else "")
         + (f"; an ensemble: the file also holds the model of {', '.join(f'`{mr.shown_path(Path(m))}`' for m in members)} "
-           f"(same recipe, data and split, another --init-seed) and averages all {1 + len(members)} models' "
+           f"(same data and split) and averages all {1 + len(members)} models' "
            f"probabilities ({1 + len(members)}x the time of one)" if members else ""),
         mr.recipe_text(r.cfg) + f"; epochs run {r.metrics.get('epochs_run', '?')} of {mr.epochs_planned(r) or '?'} "
         f"planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} at epoch "
@@ -148,7 +166,7 @@ def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAU
         "- `report.md`: the conversion report (its confusion-matrix images stay in the run folder)",
         f"- not shipped: `model_float32.tflite` ({mr.size(f32.get('size_bytes'))}), in `{origin}"
         f"{'/' + sub if sub else ''}` with the rest of the conversion", "",
-        "Remake it (from the repository root):", "", "```bash", train_cmd, *member_cmds,
+        "Remake it (from the repository root):", "", "```bash", *training_commands([run, *map(Path, members)]),
         f"python scripts/make_default_model.py {origin}{flip}{dest_flag}   # converts (python -m convert RUN --int8{flip}) "
         "if needed, then copies", "```", ""])
 

@@ -89,6 +89,26 @@ def test_make_default_model_ships_an_ensemble(work):
     assert p.returncode == 3 and "run folder not found" in p.stderr
 
 
+def test_remake_commands_train_what_a_run_starts_from_or_learns_from_first(work):
+    """A distilled student started from another run: the README's remake lines train that run first, once."""
+    base = make_run(work / "runs", "vanilla_cnn-base", split="official", preset="default", epochs=40, acc=0.58)
+    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="default", epochs=40,
+                      acc=0.59)
+    run = shipped_run(work, flip=True, ensemble=("vanilla_cnn-official-init1",))
+    cfg = json.loads((run / "config.json").read_text())
+    write(run / "config.json", {**cfg, "init_from": str(base), "teachers": [str(base), str(member)]})
+    report = run / "ensemble-flip-tta" / "report.json"
+    doc = json.loads(report.read_text())
+    doc["run"]["members"] = [str(member)]
+    write(report, doc)
+    os.utime(report, (T0 + 60, T0 + 60))
+    p = script("make_default_model.py", str(run), "--flip-tta", "--member", str(member), "--dest", str(work / "default"))
+    assert p.returncode == 0, p.stderr
+    readme = (work / "default" / "README.md").read_text(encoding="utf-8")
+    outs = [line.split("--out ")[1] for line in readme.splitlines() if line.startswith("python -m train")]
+    assert outs == ["runs/vanilla_cnn-base", "runs/vanilla_cnn-official-init1", "runs/vanilla_cnn-official"]
+
+
 def test_make_default_model_readme_from_archived_records(work):
     """The shipped README can be rewritten from docs/runs alone (its run folder need not be on this machine)."""
     records = work / "records"

@@ -99,4 +99,6 @@ def recipe_text(cfg: dict) -> str:
     return (f"- Recipe: preset `{cfg.get('preset')}`, {opt} lr {cfg.get('lr')} ({cfg.get('lr_schedule')}{warmup}), "
             f"batch {cfg.get('batch_size')}, class weights `{cfg.get('class_weights')}`, augmentation "
             f"{cfg.get('augmentation', 'paper') if cfg.get('augment', True) else 'off'}, seed {cfg.get('seed')}" + (f"; {extras}" if extras else "")
-            + (f"; started from the weights of `{cfg['init_from']}` (train --init-from)" if cfg.get("init_from") else ""))
+            + (f"; started from the weights of `{cfg['init_from']}` (train --init-from)" if cfg.get("init_from") else "")
+            + (f"; distilled from {', '.join(f'`{t}`' for t in cfg['teachers'])} (train --teacher: weight "
+               f"{cfg.get('distill_weight')}, temperature {cfg.get('distill_temperature')})" if cfg.get("teachers") else ""))
