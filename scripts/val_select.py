@@ -12,6 +12,7 @@ candidate with the best validation accuracy is what to convert (``python -m conv
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -26,15 +27,25 @@ def parse_opt(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="finished training run folders (the first one's split is used)")
     ap.add_argument("--data", help="the runs' data file, if it moved since training")
+    ap.add_argument("--max-passes", type=int, help="only candidates with at most this many model passes per face "
+                    "can be the best (e.g. the shipped default's passes)")
     ap.add_argument("--json", help="write the rows here, with the command that made them")
     return ap.parse_args(argv)
 
 
 def candidates(n: int) -> list[tuple[str, tuple[int, ...], bool]]:
-    """(name, member indices, flip): every run alone, plain and mirrored, then all of them averaged."""
-    single = [(f"run {i + 1}" + (" + flip" if flip else ""), (i,), flip) for i in range(n) for flip in (False, True)]
-    return single + ([(f"ensemble of {n}" + (" + flip" if flip else ""), tuple(range(n)), flip)
-                      for flip in (False, True)] if n > 1 else [])
+    """(name, member indices, flip): every non-empty subset of the runs, plain and mirrored, smallest first.
+
+    A subset is scored from the per-run probabilities computed once, so trying every pair and triple
+    of a few runs costs no more model passes than trying their full ensemble.
+    """
+    rows = []
+    for size in range(1, n + 1):
+        for members in itertools.combinations(range(n), size):
+            base = (f"run {members[0] + 1}" if size == 1 else
+                    f"ensemble of {n}" if size == n else "runs " + "+".join(str(i + 1) for i in members))
+            rows += [(base + (" + flip" if flip else ""), members, flip) for flip in (False, True)]
+    return rows
 
 
 def select(runs: list[str], data: str | None = None) -> list[dict]:
@@ -68,20 +79,23 @@ def select(runs: list[str], data: str | None = None) -> list[dict]:
 
 
 def main(opt: argparse.Namespace) -> int:
-    from device.errors import guarded
+    from device.errors import UsageError, guarded
     from device.provenance import record
 
     def go():
+        if opt.max_passes is not None and opt.max_passes < 1:
+            raise UsageError(f"--max-passes must be at least 1, got {opt.max_passes}")
         rows = select(opt.runs, opt.data)
-        best = max(rows, key=lambda r: r["val_accuracy"])
-        print(f"{'candidate':22s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")
+        allowed = [r for r in rows if opt.max_passes is None or r["passes_per_face"] <= opt.max_passes]
+        best = max(allowed, key=lambda r: r["val_accuracy"])
+        print(f"{'candidate':26s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")
         for r in rows:
-            print(f"{r['candidate']:22s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
+            print(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
                   f"{r['passes_per_face']:6d}" + ("   <- best on validation" if r is best else ""))
         print(f"validation faces: {rows[0]['n']} (carved from Training; the test split is not used)")
         if opt.json:
             from device.atomic import write_json
-            write_json(opt.json, {"rows": rows, "best": best["candidate"],
+            write_json(opt.json, {"rows": rows, "best": best["candidate"], "max_passes": opt.max_passes,
                                   "provenance": record(PROG, sys.argv[1:], vars(opt))})
     return guarded(go)
 

@@ -13,6 +13,16 @@ SCRIPT = ROOT / "scripts" / "val_select.py"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
+def test_candidates_are_every_subset_plain_and_mirrored():
+    import val_select
+    rows = val_select.candidates(3)
+    assert [name for name, _, _ in rows[6:]] == ["runs 1+2", "runs 1+2 + flip", "runs 1+3", "runs 1+3 + flip",
+                                                 "runs 2+3", "runs 2+3 + flip", "ensemble of 3",
+                                                 "ensemble of 3 + flip"]
+    assert len(val_select.candidates(4)) == 2 * (2 ** 4 - 1)
+    assert len({members + (flip,) for _, members, flip in val_select.candidates(4)}) == 30  # no repeats
+
+
 @pytest.mark.slow
 def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv, new_run):
     import val_select
@@ -32,11 +42,14 @@ def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv,
 @pytest.mark.slow
 def test_cli_writes_json_and_refuses_another_split(tiny_run, tmp_path, sample_csv, new_run):
     out = tmp_path / "sel.json"
-    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--json", str(out)], capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--max-passes", "1", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
-    assert doc["best"] in {"run 1", "run 1 + flip"} and "<- best on validation" in p.stdout
+    assert doc["best"] == "run 1" and doc["max_passes"] == 1 and "<- best on validation" in p.stdout
+    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--max-passes", "0"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode != 0 and p.stderr.strip().splitlines() == ["error: --max-passes must be at least 1, got 0"]
     assert doc["provenance"]["command"].startswith("python scripts/val_select.py")
     leak = new_run(tmp_path / "leak", sample_csv, epochs=1, seed=3)
     p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), str(leak)], capture_output=True, text=True,
