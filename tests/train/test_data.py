@@ -31,9 +31,9 @@ def test_sample_csv(sample_csv):
 
 @pytest.mark.slow
 def test_full_gz(fer_full_csv):
-    t = time.time()
+    t = time.process_time()  # CPU seconds, not wall time: a busy machine (training beside CI) must not fail it
     ds = load_fer2013(fer_full_csv)
-    assert time.time() - t < 30  # a few seconds on an idle machine
+    assert time.process_time() - t < 30  # a few seconds on an idle machine; guards against a pathological parser
     assert len(ds) == 32298
     assert ds.counts() == {"Training": [3995, 436, 4097, 7215, 4830, 3171, 4965],
                            "PublicTest": [467, 56, 496, 895, 653, 415, 607]}
