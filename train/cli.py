@@ -6,6 +6,8 @@ finished epochs saved for ``--resume``.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -72,9 +74,10 @@ PROG = "python -m train"
 @click.option("--init-from", default=None, metavar="RUN",
               help="Start from a finished run's weights (same model, data, split and seed), e.g. a FER+ model "
                    "from a FER2013 run; labels both have start from it, new ones (Contempt) fresh.")
-@click.option("--teacher", "teachers", multiple=True, metavar="RUN",
-              help="Distil a finished run (repeatable: their mean, with mirror images) into this one; it must "
-                   "have held out the same faces (train/distill.py).")
+@click.option("--teacher", "teachers", multiple=True, metavar="RUN|MODEL",
+              help="Distil a finished run, or a converted .tflite model (a file, or a folder such as "
+                   "device/models/default), into this one (repeatable: their mean, with mirror images); it "
+                   "must have held out the same faces (train/distill.py).")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=None,
               help="The teachers' share of each target (default 0.7); the rest is the face's label.")
 @click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -95,9 +98,31 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
             raise InputError(f"--weights {weights}: no such file (expected imagenet, none or a weights file)")
     cfg = resolve(preset, data=data, model=model, out=out, weights=weights,
                   cache=False if no_cache else None, augment=False if no_augment else None, **opts)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
-    from .fit import train_run  # Keras/TF load only once the flags are known to be good
+    train_run = _import_train_run()  # Keras/TF load only once the flags are known to be good
     train_run(cfg, provenance=record(PROG, ctx.obj, cfg))  # config.json keeps the command as typed
+
+
+def _import_train_run():
+    """``train.fit.train_run``, with TensorFlow's import-time C++ chatter kept off stderr. Why: on CPUs where
+    oneDNN is on by default, TF prints its banner and absl's pre-init warning from C++ past
+    TF_CPP_MIN_LOG_LEVEL, and a bad --teacher or --init-from found after the import must still be one line.
+    fd 2 points at a temporary file during the import; what it caught is shown if the import fails."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            from .fit import train_run
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return train_run
 
 
 def _default_votes(data: str) -> str:

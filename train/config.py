@@ -66,7 +66,7 @@ class TrainConfig:
     ferplus: str | None = None            # the FER+ votes file, line-aligned with data (labels ferplus)
     label_scheme: str = "majority"        # majority | soft | pld (FER+ only; see train/ferplus.py)
     init_from: str | None = None          # a finished run whose weights start this one (train/warm_start.py)
-    teachers: list[str] | None = None     # finished runs distilled into this one (train/distill.py)
+    teachers: list[str] | None = None     # finished runs or .tflite models distilled into this one (train/distill.py)
     distill_weight: float = 0.7           # the teachers' share of each target; the rest is the one-hot label
     distill_temperature: float = 1.0      # >1 softens the teachers' probabilities, <1 sharpens them
     extra: dict = field(default_factory=dict)

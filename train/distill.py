@@ -1,4 +1,4 @@
-"""``train --teacher RUN`` (repeatable): distil finished runs into this one.
+"""``train --teacher RUN|MODEL`` (repeatable): distil finished runs, or converted models, into this one.
 
 The teachers are what ``convert --member ... --flip-tta`` would ship: the mean of their softmax outputs
 on each face and on its mirror image. Each training face's target becomes
@@ -15,6 +15,12 @@ the crop augmentation only moves the face a few pixels, and the mirror is averag
 probabilities are kept in the run folder (teacher_probs.npz), so ``--resume`` does not recompute them.
 Teachers must have held out the faces this run holds out (train/warm_start.py ``check_same_faces``),
 or the student would learn its validation and test faces from them; they may be any network.
+
+A teacher may also be a converted model: a ``.tflite`` file, or a folder holding one with its
+metadata.json (``device/models/default``, a convert output), run by LiteRT as the Pi runs it. Why: run
+folders live outside the repository and a new machine starts without them, but the shipped default is
+committed, so the best model we have can always teach the next one. Its metadata.json says which faces
+it held out (``data``: sha256, split, seed, val_fraction), checked like a run's config.json.
 """
 from __future__ import annotations
 
@@ -27,23 +33,58 @@ import numpy as np
 from device.atomic import atomic_path
 from device.contract import as_batch
 from device.errors import InputError
+from device.interpreter import TFLiteClassifier
+from device.metadata import read_metadata
 
 from .config import ConfigError, TrainConfig
-from .warm_start import check_same_faces
+from .warm_start import HELD_OUT_KEYS, WarmStartError, check_same_faces
 
 CACHE = "teacher_probs.npz"
+CONVERTED = ("model_float32.tflite", "model_int8.tflite")  # a folder's converted model, the exact one first
 
 
 def check_teachers(cfg: TrainConfig, data_sha256: str, labels) -> list[Path]:
     """Each teacher's model file, once it held out this run's faces and predicts this run's labels."""
     models = []
-    for run in map(Path, cfg.teachers or ()):
-        model, _ = check_same_faces(run, cfg, data_sha256, "--teacher")
-        theirs = json.loads((run / "metadata.json").read_text()).get("labels")
+    for source in map(Path, cfg.teachers or ()):
+        tflite = converted_model(source)
+        if tflite is None:
+            model, _ = check_same_faces(source, cfg, data_sha256, "--teacher")
+            theirs = json.loads((source / "metadata.json").read_text()).get("labels")
+        else:
+            model, theirs = tflite, check_converted(tflite, cfg, data_sha256)
         if list(theirs or ()) != list(labels):
-            raise ConfigError(f"--teacher {run}: it predicts {theirs}, this run {list(labels)}")
+            raise ConfigError(f"--teacher {source}: it predicts {theirs}, this run {list(labels)}")
         models.append(model)
     return models
+
+
+def converted_model(source: Path) -> Path | None:
+    """The .tflite file a teacher names (the file, or a folder's float32 else int8 model); None for a
+    training run (a folder with model.keras), which is loaded by Keras."""
+    if source.suffix == ".tflite":
+        if not source.is_file():
+            raise InputError(f"--teacher {source}: no such file")
+        return source
+    if (source / "model.keras").is_file():
+        return None
+    return next((source / name for name in CONVERTED if (source / name).is_file()), None)
+
+
+def check_converted(model: Path, cfg: TrainConfig, data_sha256: str) -> list:
+    """A converted teacher's labels, once its metadata.json says it held out the faces this run holds out."""
+    meta = read_metadata(model)  # MetadataError (one line) when it is missing or unreadable
+    data = meta.get("data") or {}
+    if not data.get("sha256") or any(k not in data for k in HELD_OUT_KEYS):
+        raise WarmStartError(f"--teacher {model}: its metadata.json does not say which faces it held out "
+                             f"(data: sha256, {', '.join(HELD_OUT_KEYS)}), so they could be this run's test faces")
+    diff = [f"{k} was {data[k]!r}" for k in HELD_OUT_KEYS if data[k] != getattr(cfg, k)]
+    if data["sha256"] != data_sha256:
+        diff.append("its data file differs (sha256)")
+    if diff:
+        raise WarmStartError(f"--teacher {model}: it held out other faces ({', '.join(diff)}), so its training "
+                             "faces could be this run's validation or test faces")
+    return meta.get("labels")
 
 
 def teacher_probs(models: list[Path], faces: np.ndarray, out: Path, batch_size: int = 256) -> np.ndarray:
@@ -59,13 +100,11 @@ def teacher_probs(models: list[Path], faces: np.ndarray, out: Path, batch_size: 
             print(f"{cache}: unreadable ({type(e).__name__}), computing the teachers' outputs again")
     total = 0.0
     for path in models:
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as e:  # a corrupt or foreign file: one line naming it, not a traceback
-            raise InputError(f"--teacher: cannot load {path} ({type(e).__name__}: {e})") from None
+        run = load_teacher(path)
         for view in (faces, faces[:, :, ::-1]):
-            total = total + predict(model, view, batch_size)
-        print(f"teacher {path.parent}: {len(faces)} training faces and their mirror images")
+            total = total + predict(run, view, batch_size)
+        print(f"teacher {path if path.suffix == '.tflite' else path.parent}: {len(faces)} training faces "
+              "and their mirror images")
     probs = (total / (2 * len(models))).astype(np.float32)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
@@ -73,8 +112,19 @@ def teacher_probs(models: list[Path], faces: np.ndarray, out: Path, batch_size: 
     return probs
 
 
-def predict(model: keras.Model, faces: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate([np.asarray(model.predict_on_batch(as_batch(faces[i:i + batch_size])), np.float64)
+def load_teacher(path: Path):
+    """(N, 48, 48) uint8 faces -> probabilities: LiteRT for a .tflite file (as the Pi runs it), else Keras."""
+    if path.suffix == ".tflite":
+        return TFLiteClassifier(path).predict  # ModelError: one line naming the file
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # a corrupt or foreign file: one line naming it, not a traceback
+        raise InputError(f"--teacher: cannot load {path} ({type(e).__name__}: {e})") from None
+    return lambda faces: model.predict_on_batch(as_batch(faces))
+
+
+def predict(run, faces: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([np.asarray(run(np.ascontiguousarray(faces[i:i + batch_size])), np.float64)
                            for i in range(0, len(faces), batch_size)])
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,14 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 keras = pytest.importorskip("keras")
 
-from device.contract import as_batch  # noqa: E402
+from device.contract import LABELS, as_batch  # noqa: E402
+from device.errors import InputError  # noqa: E402
+from device.interpreter import TFLiteClassifier  # noqa: E402
+from device.metadata import make_metadata, write_metadata  # noqa: E402
 from train import distill  # noqa: E402
+from train.config import ConfigError, resolve  # noqa: E402
 from train.models import build_model  # noqa: E402
+from train.warm_start import WarmStartError  # noqa: E402
 from train_cli import run_train  # noqa: E402  (tests/train/train_cli.py)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +58,44 @@ def test_teacher_probs_average_face_and_mirror_and_are_cached(tmp_path, monkeypa
     np.testing.assert_array_equal(distill.teacher_probs([teacher / "model.keras"], faces, out), probs)
 
 
+def converted_teacher(folder: Path, model, **data) -> Path:
+    """``model`` as convert writes it: model_float32.tflite and a metadata.json that names its data and split."""
+    from convert.export import export_float32
+    folder.mkdir()
+    write_metadata(folder, make_metadata("vanilla_cnn", data=data) if data else make_metadata("vanilla_cnn"))
+    return export_float32(model, folder)
+
+
+def test_a_converted_model_teaches_as_the_pi_runs_it(tmp_path):
+    """The shipped default is committed while run folders are not: a .tflite folder or file is a teacher,
+    run by LiteRT on each face and its mirror, once its metadata says it held out this run's faces."""
+    model = build_model("vanilla_cnn", augment=False, seed=3, num_classes=7)
+    held_out = dict(sha256="abc", split="official", seed=0, val_fraction=0.1)
+    tflite = converted_teacher(tmp_path / "teacher", model, **held_out)
+    cfg = resolve("default", data="d.csv", out=str(tmp_path / "student"), teachers=[str(tflite.parent), str(tflite)])
+    assert distill.check_teachers(cfg, "abc", LABELS) == [tflite, tflite]
+
+    faces = np.random.default_rng(0).integers(0, 256, (10, 48, 48), dtype=np.uint8)
+    out = tmp_path / "student"
+    out.mkdir()
+    probs = distill.teacher_probs([tflite], faces, out, batch_size=4)
+    clf = TFLiteClassifier(tflite)
+    np.testing.assert_allclose(probs, (clf.predict(faces) + clf.predict(faces[:, :, ::-1].copy())) / 2, atol=1e-6)
+    keras_probs = (model.predict(as_batch(faces), verbose=0) + model.predict(as_batch(faces[:, :, ::-1]), verbose=0)) / 2
+    np.testing.assert_allclose(probs, keras_probs, atol=1e-4)
+
+    with pytest.raises(WarmStartError, match=r"held out other faces \(seed was 0, its data file differs"):
+        distill.check_teachers(resolve("default", data="d.csv", out="o", seed=5, teachers=[str(tflite)]), "xyz", LABELS)
+    with pytest.raises(WarmStartError, match="does not say which faces it held out"):
+        distill.check_teachers(resolve("default", data="d.csv", out="o", teachers=[
+            str(converted_teacher(tmp_path / "anonymous", model))]), "abc", LABELS)
+    with pytest.raises(ConfigError, match="it predicts"):
+        distill.check_teachers(cfg, "abc", [*LABELS, "Contempt"])
+    with pytest.raises(InputError, match="no such file"):
+        distill.check_teachers(resolve("default", data="d.csv", out="o", teachers=[str(tmp_path / "x.tflite")]),
+                               "abc", LABELS)
+
+
 @pytest.mark.slow
 def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sample_csv, tmp_path):
     common = ("--data", sample_csv, "--split", "random80", "--epochs", "1", "--limit", "120", "--model", "vanilla_cnn")
@@ -65,6 +109,16 @@ def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sampl
     cfg = json.loads((student / "config.json").read_text())
     assert cfg["teachers"] == [str(teacher)] and cfg["distill_weight"] == 0.5
     assert (student / distill.CACHE).is_file() and (student / "model.keras").is_file()
+
+    # the same teacher, converted (model_float32.tflite beside the run's metadata.json, as convert writes it)
+    from convert.export import export_float32
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    shutil.copy(teacher / "metadata.json", converted)
+    export_float32(keras.models.load_model(teacher / "model.keras", compile=False), converted)
+    r = run_train(*common, "--out", tmp_path / "from-tflite", "--teacher", converted, "--init-seed", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"teacher {converted / 'model_float32.tflite'}:" in r.stdout and "distilling 1 teacher(s)" in r.stdout
 
     other = tmp_path / "other-seed"
     r = run_train(*common, "--out", other, "--seed", "5", "--teacher", teacher)
