@@ -50,6 +50,8 @@ def candidates(n: int) -> list[tuple[str, tuple[int, ...], bool]]:
 
 def select(runs: list[str], data: str | None = None) -> list[dict]:
     from convert import calibration as cal
+    from convert import quiet_tensorflow
+    quiet_tensorflow()  # TF's C++ import banner would turn a refused run below into five lines
     from convert.pipeline import check_member, check_run_dir, load_keras_model, read_config
     from convert.report import keras_predict
     from device.metadata import read_metadata

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from device.errors import EXIT_INTERRUPTED, InputError, exit_with, run_click
 from device.provenance import record
+from device.stderr import captured_stderr
 
 from .config import AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
 from .data import DataError
@@ -105,23 +105,14 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
 def _import_train_run():
     """``train.fit.train_run``, with TensorFlow's import-time C++ chatter kept off stderr. Why: on CPUs where
     oneDNN is on by default, TF prints its banner and absl's pre-init warning from C++ past
-    TF_CPP_MIN_LOG_LEVEL, and a bad --teacher or --init-from found after the import must still be one line.
-    fd 2 points at a temporary file during the import; what it caught is shown if the import fails."""
+    TF_CPP_MIN_LOG_LEVEL, and a bad --teacher or --init-from found after the import must still be one line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
+    try:
+        with captured_stderr() as cap:
             from .fit import train_run
-        except BaseException:
-            os.dup2(saved, 2)
-            caught.seek(0)
-            sys.stderr.write(caught.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    except BaseException:
+        sys.stderr.write(cap.text)  # what the failed import printed
+        raise
     return train_run
 
 
