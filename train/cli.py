@@ -15,7 +15,8 @@ from device.errors import EXIT_INTERRUPTED, InputError, exit_with, run_click
 from device.provenance import record
 from device.stderr import captured_stderr
 
-from .config import AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRESETS, SPLITS, resolve
+from .config import (AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, PRESETS,
+                     SPLITS, resolve)
 from .data import DataError
 from .ferplus import DEFAULT_FOLDERS, DEFAULT_NAMES, SCHEMES, FerplusError, default_votes_path
 from .registry import MODEL_NAMES, normalize_weights
@@ -46,6 +47,9 @@ PROG = "python -m train"
 @click.option("--augmentation", type=click.Choice(AUGMENTATIONS), default=None,
               help="paper: flip, rotation, shift, zoom; crop: flip and random crops of the padded face.")
 @click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="mixed_bfloat16: bf16 math with float32 weights, ~1.4x faster on CPUs with AMX (scripts/"
+                   "bench_train_speed.py --precision); model.keras is saved in float32 either way.")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)
 @click.option("--seed", type=int, default=None, help="Seeds the split (and the weights, unless --init-seed).")

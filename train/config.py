@@ -22,6 +22,7 @@ SPLITS = ("official", "random80")
 LR_SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adam", "sgd")
 AUGMENTATIONS = ("paper", "crop")  # train/augment.py builds each
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies; model.keras is always float32
 LABEL_SOURCES = tuple(LABEL_SETS)   # fer2013: the file's own labels; ferplus: FER+ votes (train/ferplus.py)
 
 
@@ -69,6 +70,7 @@ class TrainConfig:
     teachers: list[str] | None = None     # finished runs or .tflite models distilled into this one (train/distill.py)
     distill_weight: float = 0.7           # the teachers' share of each target; the rest is the one-hot label
     distill_temperature: float = 1.0      # >1 softens the teachers' probabilities, <1 sharpens them
+    precision: str = "float32"            # mixed_bfloat16: bf16 math, float32 weights (AMX CPUs, GPUs)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -134,6 +136,9 @@ def validate(cfg: TrainConfig) -> None:
          f"--teacher needs one label per face (--label-scheme {cfg.label_scheme} has its own soft targets)"),
         (0 <= cfg.distill_weight <= 1, f"distill weight must be in [0, 1], got {cfg.distill_weight}"),
         (cfg.distill_temperature > 0, f"distill temperature must be > 0, got {cfg.distill_temperature}"),
+        (cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
+        (cfg.precision == "float32" or cfg.model != "resnet50",
+         "--precision mixed_bfloat16 is for the CNNs trained from scratch (resnet50 trains in float32)"),
         (bool(cfg.data), "no data path given"),
         (bool(cfg.out), "no output folder given"),
     ]

@@ -34,7 +34,7 @@ from . import distill
 from .data import Split, load_fer2013
 from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_split
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
-from .models import assemble, build_model, build_resnet50_parts, unfreeze_top
+from .models import assemble, build_model, build_resnet50_parts, dtype_policy, float32_copy, unfreeze_top
 from .registry import MODELS, normalize_weights
 from .warm_start import check_init_run, warm_start
 
@@ -43,7 +43,8 @@ DEFAULTS = TrainConfig().to_dict()
 # Must match between a run and its --resume: they decide the data, the split or the network.
 RESUME_KEYS = ("data", "model", "split", "seed", "init_seed", "val_fraction", "limit", "augment", "augmentation",
                "dropout", "weights", "keep_stem_pool", "cache", "cache_views", "class_weights", "erasing",
-               "labels", "ferplus", "label_scheme", "init_from", "teachers", "distill_weight", "distill_temperature")
+               "labels", "ferplus", "label_scheme", "init_from", "teachers", "distill_weight", "distill_temperature",
+               "precision")
 
 
 def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
@@ -241,16 +242,19 @@ def _phase1(cfg, out, data, state, history):
              _batches([val_feats], vy, None, cfg, False), cfg.epochs, "frozen", out, state, history,
              _schedule(cfg, cfg.lr, 0, cfg.epochs))
     else:
-        if resuming:
+        def build():
+            return build_model(cfg.model, weights=normalize_weights(cfg.weights), keep_stem_pool=cfg.keep_stem_pool,
+                               augment=_augment(cfg), dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
+                               num_classes=len(LABEL_SETS[cfg.labels]))
+        if resuming:  # the checkpoint keeps each layer's dtype policy
             model = keras.models.load_model(out / "checkpoint.keras")
         else:
-            model = _compile(build_model(cfg.model, weights=normalize_weights(cfg.weights),
-                                         keep_stem_pool=cfg.keep_stem_pool, augment=_augment(cfg),
-                                         dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
-                                         num_classes=len(LABEL_SETS[cfg.labels])), cfg, cfg.lr)
+            with dtype_policy(cfg.precision):
+                model = _compile(build(), cfg, cfg.lr)
             if data["init_model"] is not None:
                 print(warm_start(model, data["init_model"], LABEL_SETS[cfg.labels]))
-        _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"]),
+        export = (lambda: model) if cfg.precision == "float32" else (lambda: float32_copy(model, build))
+        _fit(model, export, _train_batches(tx, ty, tw, cfg, state["epoch"]),
              _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
              out, state, history, _schedule(cfg, cfg.lr, 0, cfg.epochs))
 

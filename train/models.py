@@ -6,6 +6,8 @@ Rescaling and augmentation are layers inside the model: the exported file takes 
 """
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import layers
 
@@ -35,7 +37,8 @@ def _classifier(x, units, dropout, num_classes=NUM_CLASSES):
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.Dropout(dropout)(x)
-    return layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    # float32 whatever the dtype policy: a softmax in bf16 rounds the small probabilities the loss needs
+    return layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
 
 
 def vanilla_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
@@ -171,6 +174,27 @@ def build_model(name: str, *, weights=None, keep_stem_pool=False, augment=True, 
     if name == "resnet50":
         return resnet50(weights, keep_stem_pool, augment, dropout, seed, num_classes)
     return BUILDERS[name](augment, dropout, seed, erasing, num_classes)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside compute in ``name`` (mixed_bfloat16: bf16 math, float32 variables)."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def float32_copy(model: keras.Model, build) -> keras.Model:
+    """``model`` (trained under a mixed policy) as a float32 model: ``build()`` again under float32, same
+    weights (a mixed policy keeps them in float32). What is saved as model.keras, so that convert, teachers
+    and --init-from see one kind of model whatever the training precision."""
+    with dtype_policy("float32"):
+        twin = build()
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def with_flip_average(model: keras.Model) -> keras.Model:

@@ -70,6 +70,30 @@ def test_resume_continues_from_saved_epoch(sample_csv, tmp_path):
 
 
 @pytest.mark.slow
+def test_bf16_trains_resumes_and_saves_a_float32_model(sample_csv, tmp_path):
+    """--precision mixed_bfloat16: bf16 math while training (the checkpoint keeps the policy for --resume),
+    a float32 model.keras with the same weights for convert, teachers and --init-from."""
+    import train.layers  # noqa: F401  (registers RandomErasing for load_model)
+    out = tmp_path / "bf16"
+    kw = dict(limit=100, model="vgg_cnn", erasing=0.5, precision="mixed_bfloat16")
+    train_run(_cfg(sample_csv, out, **kw))
+    ckpt = keras.models.load_model(out / "checkpoint.keras", compile=False)
+    assert ckpt.get_layer("probs").dtype_policy.name == "float32"  # the softmax stays float32
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in ckpt.layers}
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    for a, b in zip(model.get_weights(), ckpt.get_weights()):
+        np.testing.assert_array_equal(a, b)  # one epoch: the best model is the checkpoint
+    assert json.loads((out / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    train_run(_cfg(sample_csv, out, epochs=2, resume=True, **kw))
+    assert json.loads((out / "state.json").read_text())["epoch"] == 2
+    with pytest.raises(ConfigError, match="precision was 'mixed_bfloat16'"):
+        train_run(_cfg(sample_csv, out, epochs=3, resume=True, **{**kw, "precision": "float32"}))
+    with pytest.raises(ConfigError, match="resnet50 trains in float32"):
+        _cfg(sample_csv, out, model="resnet50", precision="mixed_bfloat16")
+
+
+@pytest.mark.slow
 def test_init_seed_is_another_member_on_the_same_split(sample_csv, tmp_path):
     """--init-seed changes the weights, never the split: what convert --member needs of an ensemble's runs."""
     a = train_run(_cfg(sample_csv, tmp_path / "a", limit=60, model="vanilla_cnn"))
