@@ -16,7 +16,8 @@ from .contract import INPUT_SHAPE
 from .detect import HaarDetector, IoUTracker
 from .errors import InputError
 from .interpreter import TFLiteClassifier
-from .log import NullWriter, quiet_native_stderr
+from .log import NullWriter
+from .stderr import quiet_native_stderr
 from .loop import STAGES, Loop
 from .metrics import agreement, evaluate
 from .modes import KioskAggregator

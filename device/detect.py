@@ -21,7 +21,7 @@ from . import blazeface
 from .contract import resize
 from .errors import InputError
 from .interpreter import interpreter_class
-from .log import quiet_native_stderr
+from .stderr import quiet_native_stderr
 from .smoothing import ema
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"

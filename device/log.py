@@ -308,27 +308,3 @@ class NullWriter:
 
     def close(self) -> None:
         pass
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence what C++ libraries print on file descriptor 2 inside the block (LiteRT's
-    "INFO: Created TensorFlow Lite XNNPACK delegate"), so stderr holds only our own lines.
-    Python exceptions raised inside still propagate with their messages."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # captured stderr (pytest, CliRunner): nothing to do
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, fd)
-    finally:
-        os.close(saved)

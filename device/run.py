@@ -44,7 +44,8 @@ from device.bench import format_header, format_table, run_bench
 from device.detect import DEFAULT_DETECTOR, DETECTORS, STILLS_DETECTOR, IoUTracker, make_detector
 from device.errors import InputError, UsageError, exit_with, run_click
 from device.interpreter import TFLiteClassifier
-from device.log import DEFAULT_KEEP, JsonlWriter, dumps, is_stdout, quiet_native_stderr
+from device.log import DEFAULT_KEEP, JsonlWriter, dumps, is_stdout
+from device.stderr import quiet_native_stderr
 from device.loop import Loop
 from device.modes import DRIVER_ALERT_LABELS, DriverMonitor, KioskAggregator, NoMode
 from device.overlay import PreviewSink, VideoSink

@@ -23,7 +23,7 @@ import numpy as np
 
 from .contract import to_gray
 from .errors import EnvironmentMissing, FerliteError, InputError, RunFailed, UsageError
-from .log import quiet_native_stderr
+from .stderr import quiet_native_stderr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".h264")

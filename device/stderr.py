@@ -1,4 +1,4 @@
-"""Keep C++ chatter off stderr: TensorFlow and LiteRT print to file descriptor 2 from C++ (oneDNN
+"""Keep C++ chatter off stderr (``quiet_native_stderr`` drops it, ``captured_stderr`` keeps it): TensorFlow and LiteRT print to file descriptor 2 from C++ (oneDNN
 banners, absl pre-init warnings, "fully_quantize: ...", XNNPACK notices), which Python's logging cannot
 silence, and which would turn a one-line error into five. Why it lives here, in the import-light base:
 train/ and convert/ both need it and both import device/, never each other. Standard library only.
@@ -57,3 +57,27 @@ def captured_stderr():
             os.close(saved)
             tmp.seek(0)
             cap.text = tmp.read().decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what C++ libraries print on file descriptor 2 inside the block (LiteRT's
+    "INFO: Created TensorFlow Lite XNNPACK delegate"), so stderr holds only our own lines.
+    Python exceptions raised inside still propagate with their messages."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # captured stderr (pytest, CliRunner): nothing to do
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, fd)
+    finally:
+        os.close(saved)

@@ -73,7 +73,7 @@ def per_frame(frames: list[np.ndarray], kind: str, clf) -> dict:
     """Each detector on each frame, its boxes and the classifier's probabilities of their crops."""
     from device.contract import crop_face
     from device.detect import make_detector
-    from device.log import quiet_native_stderr
+    from device.stderr import quiet_native_stderr
     out = {}
     for name in DETECTORS[kind]:
         with quiet_native_stderr():
@@ -102,7 +102,7 @@ def loop_run(tree: Path) -> list[dict]:
 def probe(out: Path, tree: Path, faces: int, write_frames: Path | None, read_frames: Path | None) -> None:
     sys.path.insert(0, str(tree))
     from device.interpreter import TFLiteClassifier
-    from device.log import quiet_native_stderr
+    from device.stderr import quiet_native_stderr
     from device.provenance import machine_info, now_iso, versions
     with quiet_native_stderr():
         clf = TFLiteClassifier(tree / "device" / "models" / "default" / "model_int8.tflite", threads=1)

@@ -34,7 +34,7 @@ from device.bench import loop_fps  # noqa: E402
 from device.contract import crop_face  # noqa: E402
 from device.detect import BlazeFaceDetector, HaarDetector, iou_matrix  # noqa: E402
 from device.interpreter import TFLiteClassifier  # noqa: E402
-from device.log import quiet_native_stderr  # noqa: E402
+from device.stderr import quiet_native_stderr  # noqa: E402
 from device.provenance import record  # noqa: E402
 from device.run import RunOptions  # noqa: E402
 from make_detection_set import (DEFAULT_OUT, SHARED_FACES, apply_condition, load_real_labels,  # noqa: E402

@@ -24,7 +24,8 @@ import cv2  # noqa: E402
 from device.contract import to_gray  # noqa: E402
 from device.detect import HaarDetector, IoUTracker  # noqa: E402
 from device.interpreter import TFLiteClassifier  # noqa: E402
-from device.log import NullWriter, quiet_native_stderr  # noqa: E402
+from device.log import NullWriter  # noqa: E402
+from device.stderr import quiet_native_stderr  # noqa: E402
 from device.loop import Loop  # noqa: E402
 from device.modes import KioskAggregator  # noqa: E402
 from device.sources import Frame, Source  # noqa: E402

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from device.contract import INPUT_SIZE, face_to_input  # noqa: E402
 from device.interpreter import TFLiteClassifier  # noqa: E402
-from device.log import quiet_native_stderr  # noqa: E402
+from device.stderr import quiet_native_stderr  # noqa: E402
 from device.provenance import machine_info, now_iso, versions  # noqa: E402
 from train.data import load_fer2013  # noqa: E402  (numpy + OpenCV only)
 

@@ -34,7 +34,7 @@ from device.atomic import write_json  # noqa: E402
 from device.contract import LABELS  # noqa: E402
 from device.errors import InputError, guarded  # noqa: E402
 from device.interpreter import TFLiteClassifier  # noqa: E402
-from device.log import quiet_native_stderr  # noqa: E402
+from device.stderr import quiet_native_stderr  # noqa: E402
 from device.metrics import evaluate  # noqa: E402
 from device.provenance import record  # noqa: E402
 from train.data import USAGES, load_fer2013  # noqa: E402

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from device.detect import BLAZEFACE_DIR  # noqa: E402
 from device.blazeface import FULL_RANGE, SHORT_RANGE  # noqa: E402
 from device.interpreter import interpreter_class  # noqa: E402
-from device.log import quiet_native_stderr  # noqa: E402
+from device.stderr import quiet_native_stderr  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "device" / "models" / "default" / "model_int8.tflite"
 
