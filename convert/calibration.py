@@ -9,7 +9,6 @@ too small, constant or noise-like is refused.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from device import contract
 from device.errors import InputError
+from device.provenance import file_sha256
 
 DEFAULT_CALIB = 300
 # Neighbouring pixels of a real face are strongly correlated (about 0.9 and up on
@@ -44,14 +44,6 @@ class RunData:
     path: Path
     sha256: str
     notes: list[str] = field(default_factory=list)
-
-
-def file_sha256(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expected_sha256(meta: dict, cfg: dict | None = None) -> str | None:

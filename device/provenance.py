@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import os
 import platform
 import shlex
@@ -17,6 +18,15 @@ from pathlib import Path
 
 PACKAGES = ("numpy", "opencv-python-headless", "click", "ai-edge-litert", "tflite-runtime",
             "tensorflow", "tensorflow-cpu", "keras", "jax", "torch")
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    """The file's fingerprint: which data, model or teacher a record speaks of."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def machine_info() -> dict:

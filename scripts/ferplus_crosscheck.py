@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from convert.calibration import file_sha256  # noqa: E402
+from device.provenance import file_sha256  # noqa: E402
 from device.atomic import write_json  # noqa: E402
 from device.contract import LABELS  # noqa: E402
 from device.errors import InputError, guarded  # noqa: E402

@@ -104,22 +104,30 @@ def training_commands(runs: list[Path]) -> list[str]:
     (--init-from) or learns from (--teacher), each once."""
     done, lines = set(), []
 
-    def visit(run: Path):
+    def visit(run: Path, sha: dict):
         if run.resolve() in done:
             return
         done.add(run.resolve())
         config = (mr.read_json(run / "config.json")[0]  # the run folder, else its archived records
                   or mr.read_json(mr.RECORDS / run.name / "config.json")[0] or {})
+        if not config and (run.suffix == ".tflite" or any(run.glob("*.tflite"))):
+            lines.append(f"# {mr.shown_path(run)}: a converted model, not a training run"
+                         + (f" (sha256 {sha[str(run)][:16]}...)" if sha.get(str(run)) else "")
+                         + f": the version of it in git before this one (git log -- {mr.shown_path(run)}) says how it was made")
+            return
+        files = {}
+        for f in config.get("teacher_files") or []:  # a .tflite teacher's sha256, recorded under its own path
+            files[f["path"]] = files[str(Path(f["path"]).parent)] = f["sha256"]
         for dep in [config.get("init_from"), *(config.get("teachers") or [])]:
             if dep:
-                visit(Path(dep))
+                visit(Path(dep), files)
         prov = mr.recorded(config)
         if prov.get("recovered_from"):
             lines.append(f"# recovered from {prov['recovered_from']}")
         lines.append(prov.get("command") or f"# {mr.shown_path(run)}: training command not recorded")
 
     for run in runs:
-        visit(Path(run))
+        visit(Path(run), {})
     return lines
 
 

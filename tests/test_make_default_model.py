@@ -109,6 +109,24 @@ def test_remake_commands_train_what_a_run_starts_from_or_learns_from_first(work)
     assert outs == ["runs/vanilla_cnn-base", "runs/vanilla_cnn-official-init1", "runs/vanilla_cnn-official"]
 
 
+def test_remake_commands_name_a_converted_teacher_by_its_sha256(work):
+    """A student of the shipped default (train --teacher device/models/default): that folder is replaced when the
+    student ships, so the remake lines say what it was (its sha256, as the run recorded it) and where git has it."""
+    run = shipped_run(work)
+    teacher = work / "old-default"
+    teacher.mkdir()
+    (teacher / "model_int8.tflite").write_bytes(b"int8 model")
+    cfg = json.loads((run / "config.json").read_text())
+    write(run / "config.json", {**cfg, "teachers": [str(teacher)],
+                                "teacher_files": [{"path": str(teacher / "model_int8.tflite"), "sha256": "ab" * 32}]})
+    p = script("make_default_model.py", str(run), "--dest", str(work / "default"))
+    assert p.returncode == 0, p.stderr
+    lines = (work / "default" / "README.md").read_text(encoding="utf-8").splitlines()
+    note = next(i for i, line in enumerate(lines) if "a converted model, not a training run" in line)
+    assert "(sha256 abababababababab...)" in lines[note] and "git log -- " in lines[note]
+    assert lines[note + 1].startswith("python -m train")  # then the student's own command
+
+
 def test_make_default_model_readme_from_archived_records(work):
     """The shipped README can be rewritten from docs/runs alone (its run folder need not be on this machine)."""
     records = work / "records"

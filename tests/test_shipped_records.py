@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from convert.calibration import file_sha256
+from device.provenance import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = sorted((ROOT / "docs" / "runs" / "ferplus_crosscheck").glob("*.json"))

@@ -35,6 +35,7 @@ from device.contract import as_batch
 from device.errors import InputError
 from device.interpreter import TFLiteClassifier
 from device.metadata import read_metadata
+from device.provenance import file_sha256
 
 from .config import ConfigError, TrainConfig
 from .warm_start import HELD_OUT_KEYS, WarmStartError, check_same_faces
@@ -57,6 +58,12 @@ def check_teachers(cfg: TrainConfig, data_sha256: str, labels) -> list[Path]:
             raise ConfigError(f"--teacher {source}: it predicts {theirs}, this run {list(labels)}")
         models.append(model)
     return models
+
+
+def fingerprints(models: list[Path]) -> dict:
+    """config.json's record of exactly which files taught the run: a converted teacher such as
+    device/models/default is replaced when a better default ships, and its sha256 still finds it in git."""
+    return {"teacher_files": [{"path": str(m), "sha256": file_sha256(m)} for m in models]} if models else {}
 
 
 def converted_model(source: Path) -> Path | None:

@@ -68,7 +68,8 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     print(split.summary())
     if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
-    write_json(out / "config.json", {**cfg.to_dict(), **_provenance(out, cfg, provenance)})
+    write_json(out / "config.json",
+               {**cfg.to_dict(), **_provenance(out, cfg, provenance), **distill.fingerprints(teachers)})
 
     n_classes = len(LABEL_SETS[cfg.labels])
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.

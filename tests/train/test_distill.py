@@ -1,6 +1,7 @@
 """train --teacher (train/distill.py): finished runs distilled into a student of one network."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -119,6 +120,9 @@ def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sampl
     r = run_train(*common, "--out", tmp_path / "from-tflite", "--teacher", converted, "--init-seed", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"teacher {converted / 'model_float32.tflite'}:" in r.stdout and "distilling 1 teacher(s)" in r.stdout
+    files = json.loads((tmp_path / "from-tflite" / "config.json").read_text())["teacher_files"]
+    assert files == [{"path": str(converted / "model_float32.tflite"),
+                      "sha256": hashlib.sha256((converted / "model_float32.tflite").read_bytes()).hexdigest()}]
 
     other = tmp_path / "other-seed"
     r = run_train(*common, "--out", other, "--seed", "5", "--teacher", teacher)
