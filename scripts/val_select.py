@@ -2,12 +2,15 @@
 """Choose what to ship on the validation faces, never on the test split: each run alone, with the
 mirror image, and the runs' ensemble, scored on the first run's validation faces.
 
-    python scripts/val_select.py RUN [RUN2 ...] [--json out.json]
+    python scripts/val_select.py RUN [RUN2 ...] [--reference device/models/default] [--json out.json]
 
 The runs must share labels, data and split (``convert --member``'s rule), so the validation faces
 are none of theirs' training faces. Keras models, the one shared ``device.metrics.evaluate``; the
 candidate with the best validation accuracy is what to convert (``python -m convert RUN --int8
 [--flip-tta] [--member RUN2]``) and ship. PublicTest is reported by convert, never looked at here.
+``--reference MODEL`` scores a converted model (the shipped default: a .tflite file or its folder) on the
+same faces, run by LiteRT as the Pi runs it, so a candidate is weighed against what it would replace;
+it is shown, never chosen.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ def parse_opt(argv=None) -> argparse.Namespace:
     ap.add_argument("--data", help="the runs' data file, if it moved since training")
     ap.add_argument("--max-passes", type=int, help="only candidates with at most this many model passes per face "
                     "can be the best (e.g. the shipped default's passes)")
+    ap.add_argument("--reference", action="append", default=[], metavar="MODEL",
+                    help="a converted model (e.g. device/models/default) scored on the same faces, never chosen")
     ap.add_argument("--json", help="write the rows here, with the command that made them")
     return ap.parse_args(argv)
 
@@ -48,7 +53,7 @@ def candidates(n: int) -> list[tuple[str, tuple[int, ...], bool]]:
     return rows
 
 
-def select(runs: list[str], data: str | None = None) -> list[dict]:
+def select(runs: list[str], data: str | None = None, references=()) -> tuple[list[dict], list[dict]]:
     from convert import calibration as cal
     from convert import quiet_tensorflow
     quiet_tensorflow()  # TF's C++ import banner would turn a refused run below into five lines
@@ -77,7 +82,28 @@ def select(runs: list[str], data: str | None = None) -> list[dict]:
         rows.append({"candidate": name, "runs": [str(dirs[i]) for i in members], "flip_tta": flip,
                      "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"], "n": scores["n"],
                      "passes_per_face": len(views)})
-    return rows
+    return rows, [reference(Path(m), cfg, rd.sha256, labels, faces, truth) for m in references]
+
+
+def reference(model, cfg: dict, data_sha256: str, labels, faces, truth) -> dict:
+    """A converted model's row: checked to have held out these faces (train --teacher's rule), run by LiteRT."""
+    from types import SimpleNamespace
+
+    from device.errors import InputError
+    from device.interpreter import TFLiteClassifier
+    from device.metrics import evaluate
+    from train.distill import check_converted, converted_model
+
+    tflite = converted_model(model, "--reference")
+    if tflite is None:
+        raise InputError(f"--reference {model}: no .tflite model there")
+    held_out = SimpleNamespace(**{k: cfg[k] for k in ("split", "seed", "val_fraction")})
+    if list(check_converted(tflite, held_out, data_sha256, "--reference") or ()) != list(labels):
+        raise InputError(f"--reference {model}: it predicts other labels than the runs")
+    clf = TFLiteClassifier(tflite)
+    scores = evaluate(clf.predict, faces, truth, class_names=labels)
+    return {"candidate": f"reference {model}", "model": str(tflite), "val_accuracy": scores["accuracy"],
+            "val_macro_f1": scores["macro_f1"], "n": scores["n"]}
 
 
 def main(opt: argparse.Namespace) -> int:
@@ -87,18 +113,21 @@ def main(opt: argparse.Namespace) -> int:
     def go():
         if opt.max_passes is not None and opt.max_passes < 1:
             raise UsageError(f"--max-passes must be at least 1, got {opt.max_passes}")
-        rows = select(opt.runs, opt.data)
+        rows, refs = select(opt.runs, opt.data, opt.reference)
         allowed = [r for r in rows if opt.max_passes is None or r["passes_per_face"] <= opt.max_passes]
         best = max(allowed, key=lambda r: r["val_accuracy"])
         print(f"{'candidate':26s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")
         for r in rows:
             print(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
                   f"{r['passes_per_face']:6d}" + ("   <- best on validation" if r is best else ""))
+        for r in refs:
+            print(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}%   best "
+                  f"{100 * (best['val_accuracy'] - r['val_accuracy']):+.2f} points against it")
         print(f"validation faces: {rows[0]['n']} (carved from Training; the test split is not used)")
         if opt.json:
             from device.atomic import write_json
             write_json(opt.json, {"rows": rows, "best": best["candidate"], "max_passes": opt.max_passes,
-                                  "provenance": record(PROG, sys.argv[1:], vars(opt))})
+                                  "references": refs, "provenance": record(PROG, sys.argv[1:], vars(opt))})
     return guarded(go)
 
 

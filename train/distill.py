@@ -66,30 +66,30 @@ def fingerprints(models: list[Path]) -> dict:
     return {"teacher_files": [{"path": str(m), "sha256": file_sha256(m)} for m in models]} if models else {}
 
 
-def converted_model(source: Path) -> Path | None:
+def converted_model(source: Path, flag: str = "--teacher") -> Path | None:
     """The .tflite file a teacher names (the file, or a folder's float32 else int8 model); None for a
     training run (a folder with model.keras), which is loaded by Keras."""
     if source.suffix == ".tflite":
         if not source.is_file():
-            raise InputError(f"--teacher {source}: no such file")
+            raise InputError(f"{flag} {source}: no such file")
         return source
     if (source / "model.keras").is_file():
         return None
     return next((source / name for name in CONVERTED if (source / name).is_file()), None)
 
 
-def check_converted(model: Path, cfg: TrainConfig, data_sha256: str) -> list:
-    """A converted teacher's labels, once its metadata.json says it held out the faces this run holds out."""
+def check_converted(model: Path, cfg: TrainConfig, data_sha256: str, flag: str = "--teacher") -> list:
+    """A converted model's labels, once its metadata.json says it held out the faces this run holds out."""
     meta = read_metadata(model)  # MetadataError (one line) when it is missing or unreadable
     data = meta.get("data") or {}
     if not data.get("sha256") or any(k not in data for k in HELD_OUT_KEYS):
-        raise WarmStartError(f"--teacher {model}: its metadata.json does not say which faces it held out "
+        raise WarmStartError(f"{flag} {model}: its metadata.json does not say which faces it held out "
                              f"(data: sha256, {', '.join(HELD_OUT_KEYS)}), so they could be this run's test faces")
     diff = [f"{k} was {data[k]!r}" for k in HELD_OUT_KEYS if data[k] != getattr(cfg, k)]
     if data["sha256"] != data_sha256:
         diff.append("its data file differs (sha256)")
     if diff:
-        raise WarmStartError(f"--teacher {model}: it held out other faces ({', '.join(diff)}), so its training "
+        raise WarmStartError(f"{flag} {model}: it held out other faces ({', '.join(diff)}), so its training "
                              "faces could be this run's validation or test faces")
     return meta.get("labels")
 

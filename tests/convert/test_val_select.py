@@ -30,13 +30,33 @@ def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv,
     from convert.pipeline import read_config
     from device.metadata import read_metadata
     other = new_run(tmp_path / "other", sample_csv, epochs=3, init_seed=7)
-    rows = val_select.select([str(tiny_run), str(other)])
-    assert [r["candidate"] for r in rows] == ["run 1", "run 1 + flip", "run 2", "run 2 + flip",
+    rows, refs = val_select.select([str(tiny_run), str(other)])
+    assert refs == [] and [r["candidate"] for r in rows] == ["run 1", "run 1 + flip", "run 2", "run 2 + flip",
                                               "ensemble of 2", "ensemble of 2 + flip"]
     assert [r["passes_per_face"] for r in rows] == [1, 2, 1, 2, 2, 4]
     rd = cal.load_run_data(tiny_run, read_config(tiny_run), read_metadata(tiny_run))
     assert {r["n"] for r in rows} == {len(rd.val)} and len(rd.val) != len(rd.test)  # validation, not test
     assert all(0 <= r["val_accuracy"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_a_converted_reference_is_scored_on_the_same_faces(tiny_run, converted):
+    """--reference: the shipped model weighed on the candidates' validation faces by LiteRT, never chosen."""
+    import val_select
+    from device.interpreter import TFLiteClassifier
+    from device.metrics import evaluate
+    rows, refs = val_select.select([str(tiny_run)], references=[converted.out_dir])
+    tflite = converted.out_dir / "model_float32.tflite"  # a folder's float32 model first, as --teacher takes it
+    assert [r["model"] for r in refs] == [str(tflite)] and refs[0]["n"] == rows[0]["n"]
+    from convert import calibration as cal
+    from convert.pipeline import read_config
+    from device.metadata import read_metadata
+    rd = cal.load_run_data(tiny_run, read_config(tiny_run), read_metadata(tiny_run))
+    want = evaluate(TFLiteClassifier(tflite).predict, cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val],
+                    class_names=read_metadata(tiny_run)["labels"])
+    assert refs[0]["val_accuracy"] == want["accuracy"]
+    # the float32 Keras model and its float32 .tflite twin agree on these faces
+    assert abs(refs[0]["val_accuracy"] - rows[0]["val_accuracy"]) <= 2 / rows[0]["n"]
 
 
 @pytest.mark.slow
@@ -56,3 +76,6 @@ def test_cli_writes_json_and_refuses_another_split(tiny_run, tmp_path, sample_cs
                        timeout=300)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 3 and len(err) == 1 and "seed differ" in err[0], p.stderr
+    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--reference", str(tmp_path / "none.tflite")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3 and p.stderr.strip().splitlines() == [f"error: --reference {tmp_path / 'none.tflite'}: no such file"]
