@@ -246,3 +246,11 @@ def test_ferplus_runs_and_crosschecks(work):
     assert "| Neutral | Contempt |" in own and "| 25.0% |" in own and "scheme `soft`" in own  # per-class recall
     assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
     assert (work / "records" / "ferplus_crosscheck" / "default_int8.json").is_file()
+
+
+def test_ablation_names_run_teachers_by_name_and_converted_ones_by_path():
+    from results.ablation import recipe_short
+    cfg = {"model": "vgg_cnn", "optimizer": "sgd", "lr": 0.05, "teachers": ["/root/runs/vgg_cnn-best40",
+           "device/models/default", "/tmp/x/model_int8.tflite"], "distill_weight": 0.7, "distill_temperature": 1.0}
+    assert "distilled from `vgg_cnn-best40`, `device/models/default`, `/tmp/x/model_int8.tflite` (+ mirrors" \
+        in recipe_short(cfg)

@@ -22,11 +22,17 @@ def recipe_short(cfg: dict) -> str:
     parts += [f"{label} {cfg[k]}" for k, label in (("erasing", "erasing"), ("label_smoothing", "label smoothing"),
                                                    ("weight_decay", "weight decay")) if cfg.get(k)]
     if cfg.get("teachers"):
-        parts.append(f"distilled from {', '.join(f'`{Path(t).name}`' for t in cfg['teachers'])} (+ mirrors, "
+        parts.append(f"distilled from {', '.join(f'`{teacher_name(t)}`' for t in cfg['teachers'])} (+ mirrors, "
                      f"weight {cfg.get('distill_weight')}, T {cfg.get('distill_temperature')})")
     if cfg.get("init_from"):
         parts.append(f"started from `{Path(cfg['init_from']).name}`")
     return ", ".join(parts)
+
+
+def teacher_name(t: str) -> str:
+    """A run folder by its name (the table's rows are named so); a converted model (train --teacher
+    device/models/default) by its path, which says what it is."""
+    return t if t.endswith(".tflite") or t.startswith("device/models/") else Path(t).name
 
 
 def wrapping_text(r: Run) -> str:
