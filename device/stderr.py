@@ -1,5 +1,6 @@
-"""Keep C++ chatter off stderr (``quiet_native_stderr`` drops it, ``captured_stderr`` keeps it): TensorFlow and LiteRT print to file descriptor 2 from C++ (oneDNN
-banners, absl pre-init warnings, "fully_quantize: ...", XNNPACK notices), which Python's logging cannot
+"""Keep C++ chatter off stderr (``quiet_native_stderr`` drops it, ``captured_stderr`` keeps it).
+
+TensorFlow and LiteRT print to file descriptor 2 from C++ (oneDNN banners, absl pre-init warnings, "fully_quantize: ...", XNNPACK notices), which Python's logging cannot
 silence, and which would turn a one-line error into five. Why it lives here, in the import-light base:
 train/ and convert/ both need it and both import device/, never each other. Standard library only.
 
