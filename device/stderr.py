@@ -1,12 +1,13 @@
 """Keep C++ chatter off stderr (``quiet_native_stderr`` drops it, ``captured_stderr`` keeps it).
 
 TensorFlow and LiteRT print to file descriptor 2 from C++ (oneDNN banners, absl pre-init warnings,
-"fully_quantize: ...", XNNPACK notices), which Python's logging cannot silence, and which would turn
-a one-line error into five. Why it lives here, in the import-light base: train/ and convert/ both need it and both import device/, never each other. Standard library only.
+"fully_quantize: ...", XNNPACK notices), which Python's logging cannot silence, and which would
+turn a one-line error into five. Why it lives here, in the import-light base: train/ and convert/
+both need it and both import device/, never each other. Standard library only.
 
-``captured_stderr`` points fd 2 at a temporary file for the duration of a block and hands the text back
-(so a failed import or conversion can still show its own message); ``stream()`` is a duplicate of the
-original stderr, taken before any redirection, for progress bars that must still reach the user.
+``captured_stderr`` points fd 2 at a temporary file for the duration of a block and hands the text
+back (so a failed import or conversion can still show its own message); ``stream()`` is a duplicate
+of the original stderr, taken before any redirection, for progress bars that must still reach the user.
 """
 from __future__ import annotations
 
