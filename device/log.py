@@ -12,8 +12,8 @@ A device runs for weeks, so the log never stops the loop:
   ``retry_s`` seconds. A line cut short by the failure is cut off again, so every line before it
   stays whole; when writing works again a ``{"type": "log", "event": "resumed"}`` record, written
   together with the record that got through, marks the gap;
-- a log file deleted or moved away under the writer is noticed within ``check_s`` seconds and
-  made anew (said once on stderr);
+- a log file deleted or moved away under the writer is noticed within ``check_s`` seconds (and
+  always before the summary) and made anew (said once on stderr);
 - ``max_mb`` rotates the file (PATH -> PATH.1 -> ... -> PATH.K, the oldest deleted) so a kiosk
   never fills its SD card; every new file starts with the ``start`` record again (with ``part``).
 
@@ -118,8 +118,10 @@ class JsonlWriter:
                 return
             lines.append(dumps({"type": "log", "event": "resumed", "dropped": self._outage_dropped,
                                 "error": self.error}) + "\n")
-        elif self._fd is not None and self.clock() >= self._check_at:
-            self._check_file()
+        elif self._fd is not None and (self.clock() >= self._check_at or record.get("type") == "summary"):
+            self._check_file()  # always before the summary: it must not go into a deleted file
+            if record.get("type") == "summary":
+                record["log"] = self.stats()  # with what the deleted file took
         line = dumps(record) + "\n"
         if self._rotation_due(len(line)):
             self._rotate()

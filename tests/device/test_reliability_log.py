@@ -278,6 +278,21 @@ def test_moved_away_under_the_writer(tmp_path):
     assert [r.get("frame") for r in whole_lines(path.read_text())] == [None, 1]
 
 
+def test_deleted_just_before_the_summary(tmp_path):
+    """Deleted less than check_s before the end: the summary still lands, in a new file."""
+    path, said = tmp_path / "log.jsonl", []
+    with JsonlWriter(path, check_s=3600.0, say=said.append) as w:
+        w.write({"type": "start"})
+        w.write({"type": "frame", "frame": 0})
+        path.unlink()
+        w.write({"type": "frame", "frame": 1})  # not looked for yet: goes with the deleted file
+        w.write({"type": "summary", "frames": 2})
+    records = whole_lines(path.read_text())
+    assert [r["type"] for r in records] == ["start", "summary"]
+    assert records[-1]["log"]["lost_with_deleted_file"] == 3
+    assert len(said) == 1 and "was deleted or moved away" in said[0]
+
+
 def test_deleted_during_a_run(faces_dir, model_int8, tmp_path):
     """run.py on a looped clip; the log is deleted while it runs: a new one is made, the run ends normally."""
     log = tmp_path / "run.jsonl"
