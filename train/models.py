@@ -63,7 +63,8 @@ def _residual_block(x, filters):
     return layers.ReLU()(layers.Add()([shortcut, y]))
 
 
-def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
+def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES,
+            widths=(32, 64, 128, 256), name="vgg_cnn") -> keras.Model:
     """Two conv-BN-ReLU per block (32-64-128-256), max pooling, global average pooling, Dense 256.
 
     vanilla_cnn's size (~1.24M params) but VGG's shape: a second conv at every scale sees more
@@ -72,12 +73,18 @@ def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_C
     inp = face_input()
     x = build_augment(augment, seed=seed, erasing=erasing)(inp)
     x = layers.Rescaling(1.0 / 255.0)(x)
-    for filters in (32, 64, 128, 256):  # 48 -> 24 -> 12 -> 6 -> 3
+    for filters in widths:  # 48 -> 24 -> 12 -> 6 -> 3
         x = _conv_bn_relu(_conv_bn_relu(x, filters), filters)
         x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    return keras.Model(inp, _classifier(x, (256,), dropout, num_classes), name="vgg_cnn")
+    return keras.Model(inp, _classifier(x, (widths[-1],), dropout, num_classes), name=name)
+
+
+def vgg_cnn_wide(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
+    """vgg_cnn 1.5 times as wide (48-96-192-384, Dense 384; ~2.8M params, 2.25 times the MACs): still
+    about 1 ms per face in int8 on one core of a VNNI CPU, and more room for a distilled student."""
+    return vgg_cnn(augment, dropout, seed, erasing, num_classes, widths=(48, 96, 192, 384), name="vgg_cnn_wide")
 
 
 def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
@@ -162,7 +169,7 @@ def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed
     return assemble(*build_resnet50_parts(weights, keep_stem_pool, augment, dropout, seed, num_classes))
 
 
-BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn}
+BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn, "vgg_cnn_wide": vgg_cnn_wide}
 assert set(BUILDERS) | {"resnet50"} == set(MODELS), "train/registry.py and train/models.py disagree"
 
 

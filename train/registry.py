@@ -23,6 +23,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
               backbone=True),
     ModelSpec("vgg_cnn", 0.4, "ours: two 3x3 conv-BN-ReLU per block (32-64-128-256), GAP, Dense 256",
               paper=False),
+    ModelSpec("vgg_cnn_wide", 0.4, "ours: vgg_cnn 1.5 times as wide (48-96-192-384), GAP, Dense 384",
+              paper=False),
 )}
 MODEL_NAMES = tuple(MODELS)
 PAPER_MODELS = tuple(n for n, s in MODELS.items() if s.paper)

@@ -35,6 +35,9 @@ def test_output_is_softmax(name):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     if name == "vanilla_cnn":
         assert 500_000 <= model.count_params() <= 1_500_000
+    if name == "vgg_cnn_wide":  # 2.25 times vgg_cnn's convs: an int8 file well under the 4 MB budget
+        assert 2.0 <= model.count_params() / build_model("vgg_cnn").count_params() <= 2.5
+        assert model.count_params() <= 3_500_000
 
 
 @pytest.mark.slow
