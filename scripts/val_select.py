@@ -53,6 +53,18 @@ def candidates(n: int) -> list[tuple[str, tuple[int, ...], bool]]:
     return rows
 
 
+def view_probs(predict, faces):
+    """(probabilities on the faces, on their mirror images alone): MirrorFaces flips the width axis."""
+    import numpy as np
+    return predict(faces), predict(np.ascontiguousarray(faces[:, :, ::-1]))
+
+
+def mean_probs(probs: dict, members, flip: bool):
+    """A candidate's probabilities: the mean over its members' views, exactly what averaged() puts in the file."""
+    views = [probs[i, f] for i in members for f in ((False, True) if flip else (False,))]
+    return sum(views) / len(views), len(views)
+
+
 def select(runs: list[str], data: str | None = None, references=()) -> tuple[list[dict], list[dict]]:
     from convert import calibration as cal
     from convert import quiet_tensorflow
@@ -60,8 +72,7 @@ def select(runs: list[str], data: str | None = None, references=()) -> tuple[lis
     from convert.pipeline import check_member, check_run_dir, load_keras_model, read_config
     from convert.report import keras_predict
     from device.metadata import read_metadata
-    from device.metrics import confusion_matrix, evaluate, scores_from_confusion
-    from train.models import averaged
+    from device.metrics import confusion_matrix, scores_from_confusion
 
     first = check_run_dir(runs[0])
     meta, cfg = read_metadata(first), read_config(first)
@@ -69,19 +80,17 @@ def select(runs: list[str], data: str | None = None, references=()) -> tuple[lis
     dirs = [first] + [check_member(r, first, meta, cfg) for r in runs[1:]]
     rd = cal.load_run_data(first, cfg, meta, data)
     faces, truth = cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val]
-    # probabilities per (run, view) once; a candidate is their mean, exactly what averaged() puts in the file
-    probs = {}
+    probs = {}  # (run, mirrored) -> probabilities, computed once for every candidate
     for i, d in enumerate(dirs):
-        model = load_keras_model(d / "model.keras", len(labels))
-        for flip in (False, True):
-            probs[i, flip] = evaluate(keras_predict(averaged([model], flip)), faces, truth, class_names=labels)["probs"]
+        probs[i, False], probs[i, True] = view_probs(keras_predict(load_keras_model(d / "model.keras", len(labels))),
+                                                     faces)
     rows = []
     for name, members, flip in candidates(len(dirs)):
-        views = [probs[i, f] for i in members for f in ((False, True) if flip else (False,))]
-        scores = scores_from_confusion(confusion_matrix(truth, (sum(views) / len(views)).argmax(1), len(labels)), labels)
+        p, passes = mean_probs(probs, members, flip)
+        scores = scores_from_confusion(confusion_matrix(truth, p.argmax(1), len(labels)), labels)
         rows.append({"candidate": name, "runs": [str(dirs[i]) for i in members], "flip_tta": flip,
                      "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"], "n": scores["n"],
-                     "passes_per_face": len(views)})
+                     "passes_per_face": passes})
     return rows, [reference(Path(m), cfg, rd.sha256, labels, faces, truth) for m in references]
 
 

@@ -37,6 +37,22 @@ def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv,
     rd = cal.load_run_data(tiny_run, read_config(tiny_run), read_metadata(tiny_run))
     assert {r["n"] for r in rows} == {len(rd.val)} and len(rd.val) != len(rd.test)  # validation, not test
     assert all(0 <= r["val_accuracy"] <= 1 for r in rows)
+    # a candidate's probabilities are its converted file's: the mean of every member on the face (and mirror)
+    import numpy as np
+
+    from convert.pipeline import load_keras_model
+    from convert.report import keras_predict
+    from train.models import averaged
+    faces = cal.preprocess(rd.faces[rd.val])
+    models = [load_keras_model(d / "model.keras", 7) for d in (tiny_run, other)]
+    probs = {}
+    for i, m in enumerate(models):
+        probs[i, False], probs[i, True] = val_select.view_probs(keras_predict(m), faces)
+    for members, flip in (((0,), True), ((0, 1), False), ((0, 1), True)):
+        got, passes = val_select.mean_probs(probs, members, flip)
+        want = keras_predict(averaged([models[i] for i in members], flip))(faces)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert passes == len(members) * (1 + flip)
 
 
 @pytest.mark.slow
