@@ -1,5 +1,8 @@
 """``run.py bench``: int8 against float32 on labelled faces, model-only latency, loop fps on a clip.
 
+Either model alone, and no labelled faces, also work: a Pi with only the shipped int8 default can
+measure its latency and loop speed.
+
 Accuracy and agreement come from ``device.metrics`` (the same scoring as training and
 conversion). Latency is batch 1, the median after warm-up, per thread count. End-to-end fps
 is the whole camera loop (decode, Haar detection, crop, classify, smoothing, records) on a clip.
@@ -78,65 +81,80 @@ def loop_fps(clf: TFLiteClassifier, video: str | Path, detect_every: int = 3,
     return {"fps": s["fps"], "frames": s["frames"], "faces": s["faces"], "latency_ms": s["latency_ms"]}
 
 
-def run_bench(float_path, int8_path, faces_path, video=None, threads: Sequence[int] = (1,),
+def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Sequence[int] = (1,),
               warmup: int = 10, runs: int = 100, detect_every: int = 3, max_frames: Optional[int] = None,
               log: Callable[[str], None] = lambda s: None) -> dict:
-    data = load_eval_faces(faces_path)
-    faces, labels = data["faces"], data["labels"]
-    paths = {"float32": Path(float_path), "int8": Path(int8_path)}
-    result: dict = {"faces": {"path": str(faces_path), "n": int(len(faces)), "split": data["split"]},
-                    "models": {k: {"path": str(p)} for k, p in paths.items()}, "threads": list(threads)}
+    """Either model may be None (the shipped default is int8 only), and so may the labelled faces: then
+    there is no accuracy (nor drop: that needs both models and the faces) and latency runs on a gray face."""
+    paths = {k: Path(p) for k, p in (("float32", float_path), ("int8", int8_path)) if p}
+    if not paths:
+        raise BenchError("nothing to bench: give --int8 and/or --float")
+    data = load_eval_faces(faces_path) if faces_path else None
+    result: dict = {"models": {k: {"path": str(p)} for k, p in paths.items()}, "threads": list(threads)}
+    if data is not None:
+        result["faces"] = {"path": str(faces_path), "n": int(len(data["faces"])), "split": data["split"]}
     if video:
         result["video"] = str(video)
-    probs = {}
-    for name, path in paths.items():
-        with quiet_native_stderr():
-            clf = TFLiteClassifier(path, threads=threads[0])
-        if data["label_names"] is not None and data["label_names"] != clf.labels:
-            raise BenchError(f"{faces_path}: label_names {data['label_names']} differ from the model's "
-                             f"labels {clf.labels}")
-        if labels.min() < 0 or labels.max() >= len(clf.labels):
-            raise BenchError(f"{faces_path}: labels outside 0..{len(clf.labels) - 1}, the {len(clf.labels)} "
-                             f"labels of {path}")
-        log(f"scoring {name} on {len(faces)} faces")
-        ev = evaluate(clf.predict, faces, labels, clf.labels, batch_size=64)
-        probs[name] = ev.pop("probs")
-        result["models"][name].update(accuracy=ev["accuracy"], macro_f1=ev["macro_f1"],
-                                      per_class=ev["per_class"], confusion=ev["confusion"])
+    probs = {name: _score(name, path, data, threads[0], faces_path, log, result["models"][name])
+             for name, path in paths.items()} if data is not None else {}
     m = result["models"]
-    result["accuracy_drop"] = m["float32"]["accuracy"] - m["int8"]["accuracy"]
-    result["macro_f1_drop"] = m["float32"]["macro_f1"] - m["int8"]["macro_f1"]
-    result["agreement"] = agreement(probs["int8"], probs["float32"])
+    if len(probs) == 2:
+        result["accuracy_drop"] = m["float32"]["accuracy"] - m["int8"]["accuracy"]
+        result["macro_f1_drop"] = m["float32"]["macro_f1"] - m["int8"]["macro_f1"]
+        result["agreement"] = agreement(probs["int8"], probs["float32"])
+    face = data["faces"][0] if data is not None else np.full(INPUT_SHAPE[:2], 128, np.uint8)  # latency only
     for name, path in paths.items():
         m[name]["latency"], m[name]["loop"] = {}, {}
         for n in threads:
             with quiet_native_stderr():
                 clf = TFLiteClassifier(path, threads=n)
             log(f"latency {name} threads={n}")
-            m[name]["latency"][str(n)] = model_latency(clf, faces[0], warmup, runs)
+            m[name]["latency"][str(n)] = model_latency(clf, face, warmup, runs)
             if video:
                 log(f"loop {name} threads={n} on {Path(video).name}")
                 m[name]["loop"][str(n)] = loop_fps(clf, video, detect_every, max_frames)
     return result
 
 
+def _score(name: str, path: Path, data: dict, threads: int, faces_path, log, into: dict) -> np.ndarray:
+    """Accuracy of one model on the labelled faces (written into ``into``); returns its probabilities."""
+    faces, labels = data["faces"], data["labels"]
+    with quiet_native_stderr():
+        clf = TFLiteClassifier(path, threads=threads)
+    if data["label_names"] is not None and data["label_names"] != clf.labels:
+        raise BenchError(f"{faces_path}: label_names {data['label_names']} differ from the model's "
+                         f"labels {clf.labels}")
+    if labels.min() < 0 or labels.max() >= len(clf.labels):
+        raise BenchError(f"{faces_path}: labels outside 0..{len(clf.labels) - 1}, the {len(clf.labels)} "
+                         f"labels of {path}")
+    log(f"scoring {name} on {len(faces)} faces")
+    ev = evaluate(clf.predict, faces, labels, clf.labels, batch_size=64)
+    into.update(accuracy=ev["accuracy"], macro_f1=ev["macro_f1"], per_class=ev["per_class"],
+                confusion=ev["confusion"])
+    return ev.pop("probs")
+
+
 def format_table(r: dict) -> str:
     m = r["models"]
-    lines = [f"faces: {r['faces']['n']} ({r['faces']['split'] or 'unnamed split'}) from {r['faces']['path']}",
-             f"{'model':8} {'accuracy':>9} {'macro-F1':>9}",
-             *(f"{k:8} {m[k]['accuracy']:9.4f} {m[k]['macro_f1']:9.4f}" for k in ("float32", "int8")),
-             f"drop (float32 - int8): accuracy {r['accuracy_drop']:+.4f}, macro-F1 {r['macro_f1_drop']:+.4f}",
-             f"int8/float32 agreement: top-1 {r['agreement']['top1_agreement']:.4f}, "
-             f"mean |dp| {r['agreement']['mean_abs_prob_delta']:.4f}",
-             "",
-             f"{'model':8} {'threads':>7} {'median ms':>10} {'model fps':>10} {'loop fps':>9} {'loop ms/frame':>14}"]
-    for k in ("float32", "int8"):
+    lines = []
+    if "faces" in r:
+        lines += [f"faces: {r['faces']['n']} ({r['faces']['split'] or 'unnamed split'}) from {r['faces']['path']}",
+                  f"{'model':8} {'accuracy':>9} {'macro-F1':>9}",
+                  *(f"{k:8} {m[k]['accuracy']:9.4f} {m[k]['macro_f1']:9.4f}" for k in m)]
+    else:
+        lines.append("no labelled faces (--faces): latency and loop speed only")
+    if "accuracy_drop" in r:
+        lines += [f"drop (float32 - int8): accuracy {r['accuracy_drop']:+.4f}, macro-F1 {r['macro_f1_drop']:+.4f}",
+                  f"int8/float32 agreement: top-1 {r['agreement']['top1_agreement']:.4f}, "
+                  f"mean |dp| {r['agreement']['mean_abs_prob_delta']:.4f}"]
+    lines += ["", f"{'model':8} {'threads':>7} {'median ms':>10} {'model fps':>10} {'loop fps':>9} {'loop ms/frame':>14}"]
+    for k in m:
         for n, lat in m[k]["latency"].items():
             loop = m[k]["loop"].get(n)
             lf = f"{loop['fps']:9.1f}" if loop else f"{'-':>9}"
             lm = f"{loop['latency_ms']['per_frame']:14.2f}" if loop else f"{'-':>14}"
             lines.append(f"{k:8} {n:>7} {lat['median_ms']:10.3f} {lat['fps']:10.1f} {lf} {lm}")
-    for k in ("float32", "int8"):
+    for k in m:
         for n, loop in m[k]["loop"].items():
             ms = loop["latency_ms"]
             lines.append(f"loop {k} threads={n}, ms per frame: " + ", ".join(f"{s} {ms[s]:.2f}" for s in STAGES)

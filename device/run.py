@@ -6,6 +6,7 @@
     python device/run.py --source photos/ --max-frames 10
     python device/run.py bench --float model_float32.tflite --int8 model_int8.tflite \\
         --faces eval_faces.npz --video clip.mp4 --threads 1,2,4 --json bench.json
+    python device/run.py bench --int8 device/models/default/model_int8.tflite --video clip.mp4
 
 Output: JSON Lines on stdout (or --log FILE): a ``start`` record, one ``frame`` record per
 processed frame, ``event`` records (driver: absent / alert start and end; kiosk: aggregate),
@@ -329,10 +330,10 @@ def cli(ctx, **options):
 
 
 @cli.command()
-@click.option("--float", "float_path", required=True, type=click.Path(dir_okay=False), help="float32 .tflite")
-@click.option("--int8", "int8_path", required=True, type=click.Path(dir_okay=False), help="int8 .tflite")
-@click.option("--faces", "faces_path", required=True, type=click.Path(dir_okay=False),
-              help="eval_faces.npz: faces uint8 (N,48,48), labels, split, label_names.")
+@click.option("--float", "float_path", type=click.Path(dir_okay=False), help="float32 .tflite")
+@click.option("--int8", "int8_path", type=click.Path(dir_okay=False), help="int8 .tflite (one of the two at least)")
+@click.option("--faces", "faces_path", type=click.Path(dir_okay=False),
+              help="eval_faces.npz: faces uint8 (N,48,48), labels, split, label_names (without: no accuracy).")
 @click.option("--video", type=click.Path(dir_okay=False), help="Clip for end-to-end loop fps.")
 @click.option("--threads", default="1", show_default=True, callback=parse_threads, help="Thread counts, e.g. 1,2,4.")
 @click.option("--runs", type=click.IntRange(1), default=200, show_default=True, help="Timed batch-1 calls.")
@@ -344,6 +345,8 @@ def cli(ctx, **options):
 @click.pass_context
 def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, detect_every, max_frames, json_path):
     """int8 vs float32: accuracy, drop, agreement, latency per thread count, loop fps on a clip."""
+    if not (float_path or int8_path):
+        raise click.UsageError("give --int8 and/or --float")
     if video and not Path(video).is_file():
         raise InputError(f"video not found: {video}")
     result = run_bench(float_path, int8_path, faces_path, video=video, threads=threads, warmup=warmup,

@@ -71,3 +71,18 @@ def test_bench_bad_faces_file(pair_model, tmp_path, run_cli):
                   "--faces", bad)
     assert res.exit_code == 3
     assert res.stderr.startswith(f"error: {bad}: faces must be uint8 (N, 48, 48)")
+
+
+def test_bench_the_int8_model_alone_without_faces(pair_model, faces_dir, tmp_path, run_cli):
+    """What a Pi with only the shipped default has: its latency and loop speed, no accuracy."""
+    out = tmp_path / "bench.json"
+    res = run_cli("bench", "--int8", pair_model / "model_int8.tflite", "--video", faces_dir / "fer_test.mp4",
+                  "--max-frames", "20", "--runs", "10", "--warmup", "1", "--json", out)
+    assert res.exit_code == 0, res.stderr
+    r = json.loads(out.read_text())
+    assert set(r["models"]) == {"int8"} and "faces" not in r and "accuracy_drop" not in r
+    assert r["models"]["int8"]["latency"]["1"]["median_ms"] > 0 and r["models"]["int8"]["loop"]["1"]["frames"] == 20
+    assert "no labelled faces" in res.stdout and "float32" not in res.stdout.split("\n", 3)[3]
+    res = run_cli("bench", "--video", faces_dir / "fer_test.mp4")
+    assert res.exit_code == 2 and "give --int8 and/or --float" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
