@@ -254,3 +254,14 @@ def test_ablation_names_run_teachers_by_name_and_converted_ones_by_path():
            "device/models/default", "/tmp/x/model_int8.tflite"], "distill_weight": 0.7, "distill_temperature": 1.0}
     assert "distilled from `vgg_cnn-best40`, `device/models/default`, `/tmp/x/model_int8.tflite` (+ mirrors" \
         in recipe_short(cfg)
+
+
+def test_ablation_shows_a_resume_that_changed_options():
+    from results.ablation import training_commands
+    start = {"command": "python -m train --epochs 50 --out r", "argv": ["--epochs", "50", "--out", "r"]}
+    same = {"command": "python -m train --epochs 50 --out r --resume", "argv": ["--epochs", "50", "--out", "r", "--resume"]}
+    cut = {"command": "python -m train --epochs 40 --out r --resume", "argv": ["--epochs", "40", "--out", "r", "--resume"]}
+    assert training_commands({**start, "resumed": [same]}) == f"`{start['command']}`"
+    assert training_commands({**start, "resumed": [same, cut]}) == \
+        f"`{start['command']}`; resumed as `{cut['command']}`"
+    assert training_commands({}) == ""

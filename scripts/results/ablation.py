@@ -41,13 +41,22 @@ def wrapping_text(r: Run) -> str:
     return out + (" + mirror-image average in the file" if g(r.report, "run", "flip_tta") else "")
 
 
+def training_commands(prov: dict) -> str:
+    """The command that started the run, and each --resume that changed an option (e.g. --epochs)."""
+    if not prov.get("command"):
+        return ""
+    start = sorted(prov.get("argv") or [])
+    changed = [c["command"] for c in prov.get("resumed", [])
+               if sorted(a for a in c.get("argv") or [] if a != "--resume") != start]
+    return "; resumed as ".join(f"`{c}`" for c in [prov["command"], *changed])
+
+
 def ablation_row(run: Run, r: Run | None = None) -> list[str]:
     """One row: the run's plain conversion, or ``r``, one of its wrapped ones (flip TTA, an ensemble)."""
     r = r or run
     k, i8 = scores(r, "keras"), scores(r, "int8")
-    cmd = recorded(run.config).get("command")
-    return [f"`{r.name}`", recipe_short(run.cfg) + wrapping_text(r),
-            f"`{cmd}`" if cmd else NOT_RUN, str(run.metrics.get("epochs_run", "?")),
+    cmd = training_commands(recorded(run.config))
+    return [f"`{r.name}`", recipe_short(run.cfg) + wrapping_text(r), cmd or NOT_RUN, str(run.metrics.get("epochs_run", "?")),
             duration(run.metrics.get("train_time_s")), pct(k.get("accuracy")),
             pct(scores(r, "float32").get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")),
             size(i8.get("size_bytes")), ms(latency(r, "int8", "bench") or latency(r, "int8", "report"))]
