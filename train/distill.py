@@ -66,6 +66,20 @@ def fingerprints(models: list[Path]) -> dict:
     return {"teacher_files": [{"path": str(m), "sha256": file_sha256(m)} for m in models]} if models else {}
 
 
+def check_unchanged(saved_config: Path, prints: dict) -> None:
+    """On --resume: the teacher files are the ones the run started with, or its targets would change
+    mid-run (device/models/default is replaced whenever a better default ships)."""
+    try:
+        before = {t["path"]: t["sha256"] for t in json.loads(saved_config.read_text()).get("teacher_files", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a run older than teacher_files: nothing to compare
+    for t in prints.get("teacher_files", []):
+        if t["path"] in before and before[t["path"]] != t["sha256"]:
+            raise ConfigError(f"cannot resume {saved_config.parent}: --teacher {t['path']} changed since the run "
+                              f"started (sha256 {before[t['path']][:12]}..., now {t['sha256'][:12]}...); "
+                              "its targets would change mid-run: give the file it started with")
+
+
 def converted_model(source: Path, flag: str = "--teacher") -> Path | None:
     """The .tflite file a teacher names (the file, or a folder's float32 else int8 model); None for a
     training run (a folder with model.keras), which is loaded by Keras."""

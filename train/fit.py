@@ -63,13 +63,16 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     # Checked before config.json is written; a resumed run has its weights already.
     init_model = check_init_run(cfg, ds.sha256) if cfg.init_from and state["epoch"] == 0 else None
     teachers = distill.check_teachers(cfg, ds.sha256, LABEL_SETS[cfg.labels])
+    taught_by = distill.fingerprints(teachers)
+    if state["epoch"] > 0:
+        distill.check_unchanged(out / "config.json", taught_by)
     if cfg.limit:
         split = limit_split(split, cfg.limit, cfg.seed)
     print(split.summary())
     if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
     write_json(out / "config.json",
-               {**cfg.to_dict(), **_provenance(out, cfg, provenance), **distill.fingerprints(teachers)})
+               {**cfg.to_dict(), **_provenance(out, cfg, provenance), **taught_by})
 
     n_classes = len(LABEL_SETS[cfg.labels])
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.

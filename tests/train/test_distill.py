@@ -133,3 +133,19 @@ def test_cli_distils_a_run_and_refuses_a_teacher_that_held_out_other_faces(sampl
     r = run_train(*common, "--out", tmp_path / "soft", "--teacher", teacher, "--labels", "ferplus",
              "--ferplus", sample_csv, "--label-scheme", "soft")
     assert r.returncode == 2 and "--teacher needs one label per face" in r.stderr
+
+
+def test_resume_refuses_a_teacher_file_that_changed(tmp_path):
+    """device/models/default is replaced when a better default ships: a run resumed after that would
+    change its targets mid-run, so --resume refuses it in one line."""
+    teacher = tmp_path / "model_int8.tflite"
+    teacher.write_bytes(b"the default the run started with")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(distill.fingerprints([teacher])))
+    distill.check_unchanged(run / "config.json", distill.fingerprints([teacher]))  # the same file: fine
+    teacher.write_bytes(b"a newer default")
+    with pytest.raises(ConfigError, match=r"cannot resume .*changed since the run started .*give the file it started"):
+        distill.check_unchanged(run / "config.json", distill.fingerprints([teacher]))
+    (run / "config.json").write_text(json.dumps({"model": "vgg_cnn"}))  # older runs lack teacher_files
+    distill.check_unchanged(run / "config.json", distill.fingerprints([teacher]))
