@@ -56,7 +56,8 @@ def ablation_row(run: Run, r: Run | None = None) -> list[str]:
     r = r or run
     k, i8 = scores(r, "keras"), scores(r, "int8")
     cmd = training_commands(recorded(run.config))
-    return [f"`{r.name}`", recipe_short(run.cfg) + wrapping_text(r), cmd or NOT_RUN, str(run.metrics.get("epochs_run", "?")),
+    return [f"`{r.name}`", recipe_short(run.cfg) + wrapping_text(r), cmd or NOT_RUN,
+            str(run.metrics.get("epochs_run", "?")),
             duration(run.metrics.get("train_time_s")), pct(k.get("accuracy")),
             pct(scores(r, "float32").get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")),
             size(i8.get("size_bytes")), ms(latency(r, "int8", "bench") or latency(r, "int8", "report"))]
