@@ -32,6 +32,7 @@ from device.errors import GateFailed, InputError, UsageError, guarded  # noqa: E
 from convert.pipeline import wrapped_dir  # noqa: E402
 from device.metadata import METADATA_NAME  # noqa: E402
 from reproduce import convert, from_caller  # noqa: E402  (convert.pipeline.run, recording the command)
+from results.ablation import run_commands  # noqa: E402
 
 PROG = "python scripts/make_default_model.py"
 DEFAULTS = {"run": "runs/vanilla_cnn-official", "dest": "device/models/default", "max_bytes": "4000000",
@@ -111,9 +112,12 @@ def training_commands(runs: list[Path]) -> list[str]:
         config = (mr.read_json(run / "config.json")[0]  # the run folder, else its archived records
                   or mr.read_json(mr.RECORDS / run.name / "config.json")[0] or {})
         if not config and (run.suffix == ".tflite" or any(run.glob("*.tflite"))):
+            found = committed_model(sha.get(str(run)))
             lines.append(f"# {mr.shown_path(run)}: a converted model, not a training run"
                          + (f" (sha256 {sha[str(run)][:16]}...)" if sha.get(str(run)) else "")
-                         + f": the version of it in git before this one (git log -- {mr.shown_path(run)}) says how it was made")
+                         + (f": the one committed as {found[1]} in {found[0]}; put it there first (git show "
+                            f"{found[0]}:{found[1]}, and metadata.json beside it)" if found else
+                            f": the version of it in git before this one (git log -- {mr.shown_path(run)}) says how it was made"))
             return
         files = {}
         for f in config.get("teacher_files") or []:  # a .tflite teacher's sha256, recorded under its own path
@@ -124,11 +128,35 @@ def training_commands(runs: list[Path]) -> list[str]:
         prov = mr.recorded(config)
         if prov.get("recovered_from"):
             lines.append(f"# recovered from {prov['recovered_from']}")
-        lines.append(prov.get("command") or f"# {mr.shown_path(run)}: training command not recorded")
+        start, *resumed = run_commands(prov) or [f"# {mr.shown_path(run)}: training command not recorded"]
+        lines.append(start)
+        lines.extend(f"# resumed with changed options (the run as made): {c}" for c in resumed)
 
     for run in runs:
         visit(Path(run), {})
     return lines
+
+
+def committed_model(sha256: str | None) -> tuple[str, str] | None:
+    """(commit, path) of a model shipped under device/models/ whose bytes have this sha256, or None: an
+    out-of-tree teacher is often a pinned copy of an old default, and git still holds that file."""
+    if not sha256:
+        return None
+    import hashlib
+    import subprocess
+
+    def git(*args) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True)
+    log = git("log", "--format=@%h", "--name-only", "--", "device/models/*/*.tflite")
+    commit = None
+    for line in log.stdout.decode().splitlines() if log.returncode == 0 else []:
+        if line.startswith("@"):
+            commit = line[1:]
+        elif line.strip():
+            blob = git("show", f"{commit}:{line.strip()}")
+            if blob.returncode == 0 and hashlib.sha256(blob.stdout).hexdigest() == sha256:
+                return commit, line.strip()
+    return None
 
 
 def readme(run: Path, flip_tta: bool, members: list[str] = (), dest: str = DEFAULTS["dest"],

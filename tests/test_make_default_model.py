@@ -138,3 +138,39 @@ def test_make_default_model_readme_from_archived_records(work):
     assert p.returncode == 0, p.stderr
     assert [f.name for f in dest.iterdir()] == ["README.md"]
     assert "From run folder: `runs/vanilla_cnn-official`" in (dest / "README.md").read_text(encoding="utf-8")
+
+
+def test_remake_commands_show_a_resume_that_changed_options(work):
+    """A run cut short by ``--resume --epochs N`` is remade by both commands, so the README says how it was made."""
+    run = shipped_run(work)
+    cfg = json.loads((run / "config.json").read_text())
+    start = {"command": "python -m train --epochs 100 --out r", "argv": ["--epochs", "100", "--out", "r"]}
+    cut = {"command": "python -m train --epochs 80 --out r --resume", "argv": ["--epochs", "80", "--out", "r", "--resume"]}
+    write(run / "config.json", {**cfg, "provenance": {**cfg.get("provenance", {}), **start, "resumed": [cut]}})
+    p = script("make_default_model.py", str(run), "--dest", str(work / "default"))
+    assert p.returncode == 0, p.stderr
+    lines = (work / "default" / "README.md").read_text(encoding="utf-8").splitlines()
+    i = lines.index(start["command"])
+    assert lines[i + 1] == f"# resumed with changed options (the run as made): {cut['command']}"
+
+
+def test_a_pinned_copy_of_an_old_default_is_found_in_git():
+    """A teacher copied out of the tree (a multi-session run's pinned default) is named by the commit that shipped it."""
+    import hashlib
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(root / "scripts")]
+    from make_default_model import committed_model
+    path = "device/models/default/model_int8.tflite"
+    commit = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h", "--", path],
+                            capture_output=True, text=True).stdout.strip()
+    if not commit:
+        import pytest
+        pytest.skip("no git history here")
+    blob = subprocess.run(["git", "-C", str(root), "show", f"{commit}:{path}"], capture_output=True).stdout
+    found = committed_model(hashlib.sha256(blob).hexdigest())
+    assert found is not None and found[1] == path
+    shown = subprocess.run(["git", "-C", str(root), "show", f"{found[0]}:{path}"], capture_output=True).stdout
+    assert shown == blob
+    assert committed_model("ab" * 32) is None and committed_model(None) is None

@@ -41,14 +41,19 @@ def wrapping_text(r: Run) -> str:
     return out + (" + mirror-image average in the file" if g(r.report, "run", "flip_tta") else "")
 
 
-def training_commands(prov: dict) -> str:
-    """The command that started the run, and each --resume that changed an option (e.g. --epochs)."""
+def run_commands(prov: dict) -> list[str]:
+    """The command that started the run, then each --resume that changed an option (e.g. --epochs)."""
     if not prov.get("command"):
-        return ""
+        return []
     start = sorted(prov.get("argv") or [])
     changed = [c["command"] for c in prov.get("resumed", [])
                if sorted(a for a in c.get("argv") or [] if a != "--resume") != start]
-    return "; resumed as ".join(f"`{c}`" for c in [prov["command"], *changed])
+    return [prov["command"], *changed]
+
+
+def training_commands(prov: dict) -> str:
+    """run_commands as one table cell."""
+    return "; resumed as ".join(f"`{c}`" for c in run_commands(prov))
 
 
 def ablation_row(run: Run, r: Run | None = None) -> list[str]:
