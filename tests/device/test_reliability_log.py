@@ -296,8 +296,11 @@ def test_deleted_just_before_the_summary(tmp_path):
 def test_deleted_during_a_run(faces_dir, model_int8, tmp_path):
     """run.py on a looped clip; the log is deleted while it runs: a new one is made, the run ends normally."""
     log = tmp_path / "run.jsonl"
+    # Long enough to outlast the deleted-log check interval (CHECK_S) on a fast machine: at ~250 fps a
+    # 400-frame run ended before the check, and the new log held the summary alone.
+    FRAMES = 1500
     proc = subprocess.Popen([sys.executable, str(RUN_PY), "--source", faces_dir / "fer_test.mp4", "--loop",
-                             "--max-frames", "400", "--model", model_int8, "--log", log],
+                             "--max-frames", str(FRAMES), "--model", model_int8, "--log", log],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     deleted = False
@@ -312,9 +315,9 @@ def test_deleted_during_a_run(faces_dir, model_int8, tmp_path):
     assert len(lines) == 1 and "was deleted or moved away" in lines[0]
     records = whole_lines(log.read_text())
     assert records[0]["type"] == "start" and records[0]["part"] == 1
-    assert records[-1]["type"] == "summary" and records[-1]["frames"] == 400
+    assert records[-1]["type"] == "summary" and records[-1]["frames"] == FRAMES
     frames = [r["frame"] for r in records if r["type"] == "frame"]
-    assert frames == list(range(frames[0], 400))  # from some frame on, none missing
+    assert frames == list(range(frames[0], FRAMES))  # from some frame on, none missing
 
 
 # -- rotation ----------------------------------------------------------------------------------
