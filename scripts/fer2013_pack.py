@@ -1,0 +1,115 @@
+"""Carry a FER2013 ``.csv.gz`` somewhere its own bytes do not fit, and rebuild it there byte for byte.
+
+    python scripts/fer2013_pack.py pack   ../shared/data/fer2013/fer2013.csv.gz .gpu/data
+    python scripts/fer2013_pack.py unpack .gpu/data ../shared/data/fer2013/fer2013.csv.gz
+
+Why: a lent GPU machine takes at most 64 MiB of files per call, and our fer2013.csv.gz is 84.6 MB. The
+faces compress to about 50 MB with LZMA after a vertical delta filter (each pixel minus the one above
+it), and the CSV text, then the gzip file, are rebuilt from them exactly: every run records the data
+file's sha256 (``train/data.py``), and a run trained on other bytes could not be checked against its
+teachers or paired with runs trained here. ``unpack`` refuses to write a file whose sha256 differs.
+
+Works for any Kaggle-format file, PrivateTest rows included, whose text is ``emotion,pixels,Usage``
+rows with single spaces and LF endings; ``pack`` checks that its rebuild is exact before it writes.
+numpy and the standard library only (the GPU machine has no OpenCV guarantee).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import lzma
+import sys
+import zlib
+from pathlib import Path
+
+import click
+import numpy as np
+
+FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 48},  # 48 bytes back: the pixel above, in a 48-pixel row
+           {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+FACES, ROWS = "faces.xz", "rows.json"
+GZIP_LEVEL, GZIP_MEMLEVEL = 9, 8  # zlib's deflate at these settings made our file (checked by pack)
+
+
+class PackError(Exception):
+    pass
+
+
+def parse(text: bytes) -> tuple[bytes, np.ndarray, list[int], list[str]]:
+    header, *rows = text.split(b"\n")
+    if rows and rows[-1] == b"":
+        rows.pop()
+    emotions, usages, faces = [], [], np.empty((len(rows), 2304), np.uint8)
+    for i, row in enumerate(rows):
+        emotion, pixels, usage = row.split(b",")
+        emotions.append(int(emotion))
+        usages.append(usage.decode())
+        faces[i] = np.array(pixels.split(b" "), np.uint8)
+    return header, faces, emotions, usages
+
+
+def render(header: bytes, faces: np.ndarray, emotions: list[int], usages: list[str]) -> bytes:
+    lines = [header] + [b"%d,%s,%s" % (e, " ".join(map(str, f.tolist())).encode(), u.encode())
+                        for e, f, u in zip(emotions, faces, usages)]
+    return b"\n".join(lines) + b"\n"
+
+
+def deflate(text: bytes) -> bytes:
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, GZIP_MEMLEVEL)
+    return c.compress(text) + c.flush()
+
+
+def gzip_bytes(gz_header: bytes, text: bytes) -> bytes:
+    trailer = zlib.crc32(text).to_bytes(4, "little") + (len(text) & 0xFFFFFFFF).to_bytes(4, "little")
+    return gz_header + deflate(text) + trailer
+
+
+@click.group()
+def main():
+    """Pack a FER2013 .csv.gz into compressed faces + rows, or rebuild it exactly."""
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def pack(src: Path, folder: Path):
+    raw = src.read_bytes()
+    if raw[:2] != b"\x1f\x8b" or raw[3] != 0:
+        raise PackError(f"{src}: not a plain gzip file (no name or extra fields in its header)")
+    text = gzip.decompress(raw)
+    header, faces, emotions, usages = parse(text)
+    if render(header, faces, emotions, usages) != text:
+        raise PackError(f"{src}: its text is not in the one layout this rebuilds (spaces, LF endings)")
+    if gzip_bytes(raw[:10], text) != raw:
+        raise PackError(f"{src}: zlib level {GZIP_LEVEL} does not remake its gzip bytes")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FACES).write_bytes(lzma.compress(faces.tobytes(), lzma.FORMAT_XZ, filters=FILTERS))
+    (folder / ROWS).write_text(json.dumps({
+        "sha256": hashlib.sha256(raw).hexdigest(), "gzip_header": raw[:10].hex(), "header": header.decode(),
+        "emotions": emotions, "usages": usages}))
+    print(f"{src} ({len(raw)} bytes) -> {folder}: {(folder / FACES).stat().st_size} bytes of faces")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
+def unpack(folder: Path, dst: Path):
+    rows = json.loads((folder / ROWS).read_text())
+    faces = np.frombuffer(lzma.decompress((folder / FACES).read_bytes()), np.uint8).reshape(-1, 2304)
+    text = render(rows["header"].encode(), faces, rows["emotions"], rows["usages"])
+    raw = gzip_bytes(bytes.fromhex(rows["gzip_header"]), text)
+    if hashlib.sha256(raw).hexdigest() != rows["sha256"]:
+        raise PackError(f"rebuilt bytes differ from the packed file's (sha256 {rows['sha256'][:12]}...)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".part")
+    tmp.write_bytes(raw)
+    tmp.replace(dst)
+    print(f"{folder} -> {dst} ({len(raw)} bytes, sha256 {rows['sha256'][:12]}... as packed)")
+
+
+if __name__ == "__main__":
+    try:
+        main(standalone_mode=True)
+    except PackError as e:
+        sys.exit(f"error: {e}")
