@@ -54,7 +54,8 @@ def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int, j
     cfg = resolve("best" if name == "vgg_cnn" else "default", data="-", out="-", model=name)
     keras.mixed_precision.set_global_policy(precision)  # the layers built next compute in it
     try:
-        model = _compile(build_model(name, augment=augment, erasing=cfg.erasing if augment else 0.0), cfg, cfg.lr)
+        model = _compile(build_model(name, augment=cfg.augmentation if augment else False,  # the preset's kind
+                                    erasing=cfg.erasing if augment else 0.0), cfg, cfg.lr)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if jit != "auto":

@@ -10,7 +10,7 @@ file's sha256 (``train/data.py``), and a run trained on other bytes could not be
 teachers or paired with runs trained here. ``unpack`` refuses to write a file whose sha256 differs.
 
 Works for any Kaggle-format file, PrivateTest rows included, whose text is ``emotion,pixels,Usage``
-rows with single spaces and LF endings; ``pack`` checks that its rebuild is exact before it writes.
+rows with single spaces between plain numbers; ``pack`` checks that its rebuild is exact before it writes.
 numpy and the standard library only (the GPU machine has no OpenCV guarantee).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 48},  # 48 bytes back: the pixel above, in a 48-pixel row
            {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
-FACES, ROWS = "faces.xz", "rows.json"
+FACES, ROWS = "faces.xz", "rows.json.gz"
 GZIP_LEVEL, GZIP_MEMLEVEL = 9, 8  # zlib's deflate at these settings made our file (checked by pack)
 
 
@@ -78,16 +78,19 @@ def pack(src: Path, folder: Path):
     if raw[:2] != b"\x1f\x8b" or raw[3] != 0:
         raise PackError(f"{src}: not a plain gzip file (no name or extra fields in its header)")
     text = gzip.decompress(raw)
-    header, faces, emotions, usages = parse(text)
+    try:
+        header, faces, emotions, usages = parse(text)
+    except ValueError as e:  # a row without three fields, or a pixel that is not one number
+        raise PackError(f"{src}: not Kaggle's emotion,pixels,Usage rows ({e})") from None
     if render(header, faces, emotions, usages) != text:
-        raise PackError(f"{src}: its text is not in the one layout this rebuilds (spaces, LF endings)")
+        raise PackError(f"{src}: its text is not in the one layout this rebuilds (single spaces, no leading zeros)")
     if gzip_bytes(raw[:10], text) != raw:
         raise PackError(f"{src}: zlib level {GZIP_LEVEL} does not remake its gzip bytes")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FACES).write_bytes(lzma.compress(faces.tobytes(), lzma.FORMAT_XZ, filters=FILTERS))
-    (folder / ROWS).write_text(json.dumps({
+    (folder / ROWS).write_bytes(gzip.compress(json.dumps({
         "sha256": hashlib.sha256(raw).hexdigest(), "gzip_header": raw[:10].hex(), "header": header.decode(),
-        "emotions": emotions, "usages": usages}))
+        "emotions": emotions, "usages": usages}).encode()))
     print(f"{src} ({len(raw)} bytes) -> {folder}: {(folder / FACES).stat().st_size} bytes of faces")
 
 
@@ -95,7 +98,7 @@ def pack(src: Path, folder: Path):
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
 def unpack(folder: Path, dst: Path):
-    rows = json.loads((folder / ROWS).read_text())
+    rows = json.loads(gzip.decompress((folder / ROWS).read_bytes()))
     faces = np.frombuffer(lzma.decompress((folder / FACES).read_bytes()), np.uint8).reshape(-1, 2304)
     text = render(rows["header"].encode(), faces, rows["emotions"], rows["usages"])
     raw = gzip_bytes(bytes.fromhex(rows["gzip_header"]), text)

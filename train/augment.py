@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from .config import AUGMENTATIONS as KINDS
-from .layers import RandomErasing
+from .layers import RandomErasing, RandomShift
 
 
 CROP_PAD = 4  # "crop": a random 48x48 window of the face zero-padded to 56x56
@@ -30,8 +30,7 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
         raise ValueError(f"unknown augmentation {kind!r} (expected one of {', '.join(KINDS)})")
     steps = [layers.RandomFlip("horizontal", seed=seed)]
     if kind == "crop":
-        pad = CROP_PAD / 48
-        steps.append(layers.RandomTranslation(pad, pad, fill_mode="constant", interpolation="nearest", seed=seed))
+        steps.append(RandomShift(CROP_PAD, seed=seed, name="random_shift"))  # XLA-compatible, unlike RandomTranslation
     else:
         steps += [
             layers.RandomRotation(rotation_deg / 360.0, fill_mode="constant", seed=seed),  # factor is in turns

@@ -37,6 +37,7 @@ from device.interpreter import TFLiteClassifier
 from device.metadata import read_metadata
 from device.provenance import file_sha256
 
+from . import layers  # noqa: F401  (registers the custom layers a teacher's model.keras holds)
 from .config import ConfigError, TrainConfig
 from .warm_start import HELD_OUT_KEYS, WarmStartError, check_same_faces
 
