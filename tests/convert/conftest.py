@@ -1,7 +1,7 @@
 """Fixtures for convert/: a tiny run folder, trained for a moment on the real sample faces.
 
 The run folder has what train/ writes (model.keras, metadata.json, config.json), with
-a tiny model built here so the tests stay fast; it includes an augmentation layer (must
+a tiny model built here so the tests stay fast; it includes the augmentation layers (must
 leave no op in the export) and the ScaledL2Normalize layer of the resnet50 head (must
 quantize to int8).
 """
@@ -29,11 +29,12 @@ def tiny_model(seed: int = 0):
     from keras import layers
 
     from device.contract import INPUT_SHAPE, NUM_CLASSES
-    from train.layers import ScaledL2Normalize
+    from train.layers import RandomShift, ScaledL2Normalize
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input(INPUT_SHAPE, dtype="float32", name="face")
     x = layers.RandomFlip("horizontal", seed=seed)(inp)
+    x = RandomShift(4, seed=seed)(x)  # the best recipe's crop augmentation
     x = layers.Rescaling(1.0 / 255.0)(x)
     x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(x)
