@@ -49,8 +49,11 @@ def parse(text: bytes) -> tuple[bytes, np.ndarray, list[int], list[str]]:
     return header, faces, emotions, usages
 
 
+NUMBERS = [str(v).encode() for v in range(256)]  # a lookup, 3x faster than formatting 74M pixels
+
+
 def render(header: bytes, faces: np.ndarray, emotions: list[int], usages: list[str]) -> bytes:
-    lines = [header] + [b"%d,%s,%s" % (e, " ".join(map(str, f.tolist())).encode(), u.encode())
+    lines = [header] + [b"%d,%s,%s" % (e, b" ".join([NUMBERS[v] for v in f.tolist()]), u.encode())
                         for e, f, u in zip(emotions, faces, usages)]
     return b"\n".join(lines) + b"\n"
 
