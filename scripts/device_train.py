@@ -101,7 +101,7 @@ def epoch_time(runs: list[Run]) -> float | None:
     return float(np.median(spans)) if len(spans) == len(runs) else None
 
 
-def fit_epochs(runs: list[Run], planned: int, deadline: float, per_epoch: float) -> int:
+def fit_epochs(runs: list[Run], deadline: float, per_epoch: float) -> int:
     """Epochs that fit before the deadline, counting a restart's start-up (measured on the first launch)."""
     startup = max(r.epoch_times[1] - r.started for r in runs) - per_epoch
     left = deadline - FINISH_RESERVE_S - time.time() - startup
@@ -151,7 +151,7 @@ def main(budget, seeds, epochs, runs, name, teacher_cache, pack_dir, max_epochs,
         per_epoch = epoch_time(runs_)
         if not adjusted and per_epoch:
             adjusted = True
-            target = min(max_epochs, fit_epochs(runs_, epochs, deadline, per_epoch))
+            target = min(max_epochs, fit_epochs(runs_, deadline, per_epoch))
             print(f"{per_epoch:.1f} s per epoch with {len(runs_)} runs side by side: {target} epochs fit "
                   f"(planned {epochs})", flush=True)
             if target < 0.97 * epochs or target > 1.1 * epochs:

@@ -117,5 +117,5 @@ def unpack(folder: Path, dst: Path):
 if __name__ == "__main__":
     try:
         main(standalone_mode=True)
-    except PackError as e:
-        sys.exit(f"error: {e}")
+    except (PackError, OSError, lzma.LZMAError, EOFError, zlib.error, ValueError, KeyError) as e:
+        sys.exit(f"error: {e}")  # a missing, truncated or foreign pack: one line, nothing written
