@@ -47,9 +47,11 @@ def tiny_model(seed: int = 0):
     return keras.Model(inp, out, name="tiny_cnn")
 
 
-def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED, init_seed: int | None = None) -> Path:
+def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED, init_seed: int | None = None,
+             build=tiny_model, name: str = "tiny_cnn") -> Path:
     """A run folder as train/ leaves it: model.keras, metadata.json, config.json, metrics.json.
-    ``seed`` sets the split (and the weights unless ``init_seed`` is given: another member of an ensemble)."""
+    ``seed`` sets the split (and the weights unless ``init_seed`` is given: another member of an ensemble);
+    ``build(seed)`` makes the network, recorded as model ``name`` (a real one: train.models.build_model)."""
     from device.atomic import write_json
     from device.contract import as_batch
     from device.metadata import make_metadata, write_metadata
@@ -58,16 +60,16 @@ def make_run(run_dir: Path, data_path: Path, epochs: int = 25, seed: int = SEED,
 
     ds = load_fer2013(data_path)
     split = make_split(ds, SPLIT, seed, VAL_FRACTION)
-    model = tiny_model(seed if init_seed is None else init_seed)
+    model = build(seed if init_seed is None else init_seed)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(as_batch(ds.faces[split.train]), ds.labels[split.train], epochs=epochs, batch_size=32, verbose=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "model.keras")
     data_info = {"path": str(data_path), "sha256": ds.sha256, "split": split.kind, "test_split": split.test_name,
                  "seed": seed, "val_fraction": VAL_FRACTION, "limit": None}
-    write_metadata(run_dir, make_metadata("tiny_cnn", data=data_info))
+    write_metadata(run_dir, make_metadata(name, data=data_info))
     # with the provenance block train writes, which convert must read past
-    write_json(run_dir / "config.json", {"data": str(data_path), "model": "tiny_cnn", "split": SPLIT,
+    write_json(run_dir / "config.json", {"data": str(data_path), "model": name, "split": SPLIT,
                                          "seed": seed, "val_fraction": VAL_FRACTION, "limit": None,
                                          "provenance": record("python -m train", ["--data", str(data_path)])})
     write_json(run_dir / "metrics.json", {"note": "tiny test model"})

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Rebuild a Keras run folder from a converted model whose run folder is gone (e.g. the shipped default).
+
+    python scripts/recover_keras.py device/models/default --out /root/ferlite-runs/default-keras
+
+Why: a converted file can teach (``train --teacher``), but an ensemble member (``convert --member``)
+or a starting point (``train --init-from``) must be a run folder with ``model.keras``. The file holds
+all the weights: per-channel int8 kernels with their scales and int32 biases into which the converter
+folded each BatchNormalization. They are read by the LiteRT interpreter, dequantized, and put into
+the network ``train.models`` builds for the metadata's model name: each BatchNormalization becomes
+the identity plus the folded bias, and the first kernel is scaled back by 255, since the converter
+folded ``Rescaling(1/255)`` into it. A file converted with ``--flip-tta`` holds the network twice over
+the same kernels; the face's branch is read, and ``convert --flip-tta`` puts the mirror back.
+
+Before anything is written, the rebuilt model (with the mirror average when the file has it) is scored
+against the file on the run's validation faces: below MIN_AGREEMENT of the same top labels nothing is
+written. The run folder's config.json records the file (path, sha256) it came from and the data and
+split of its metadata, so ``convert`` and ``train --init-from`` check the held-out faces as usual.
+Plain convolutional networks only (vanilla_cnn, vgg_cnn, vgg_cnn_wide): one kernel per Conv2D or Dense.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PROG = "python scripts/recover_keras.py"
+# int8 activations round differently from float ones: the shipped default's top label changes on 0.5% of
+# the faces, a barely trained net's (flat probabilities) on a few %; a wrong mapping reads near chance
+MIN_AGREEMENT = 0.90
+WEIGHTED_OPS = ("CONV_2D", "FULLY_CONNECTED")
+
+
+def parse_opt(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a converted .tflite file (metadata.json beside it) or its folder (its float32 "
+                    "file if there, else its int8 one, as train --teacher reads a folder)")
+    ap.add_argument("--out", required=True, help="the new run folder (must not exist yet)")
+    ap.add_argument("--data", help="the model's data file, if it moved since training")
+    return ap.parse_args(argv)
+
+
+def dequantize(detail: dict, value: np.ndarray) -> np.ndarray:
+    """A constant tensor as float32: per-channel (or per-tensor) scale and zero point, or as stored if float."""
+    q = detail.get("quantization_parameters") or {}
+    scales = np.asarray(q.get("scales", ()), np.float32)
+    if not scales.size:
+        return value.astype(np.float32)
+    axis, zeros = q.get("quantized_dimension", 0), np.asarray(q["zero_points"], np.float32)
+    shape = [1] * value.ndim
+    shape[axis] = -1 if scales.size > 1 else 1
+    return (value.astype(np.float32) - zeros.reshape(shape)) * scales.reshape(shape)
+
+
+def read_layers(tflite: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(op, float kernel in Keras layout, float bias) per distinct kernel, in the order the graph uses them."""
+    from device.interpreter import interpreter_class
+    interpreter = interpreter_class()(model_path=str(tflite))
+    interpreter.allocate_tensors()
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    layers, seen = [], set()
+    for op in interpreter._get_ops_details():  # no public op list in LiteRT; its own analyzer reads this too
+        if op["op_name"] not in WEIGHTED_OPS or int(op["inputs"][1]) in seen:
+            continue  # the mirror branch of a --flip-tta file reuses the face branch's kernels
+        w_i, b_i = int(op["inputs"][1]), int(op["inputs"][2]) if len(op["inputs"]) > 2 else -1
+        seen.add(w_i)
+        w = dequantize(details[w_i], interpreter.get_tensor(w_i))
+        w = w.transpose(1, 2, 3, 0) if op["op_name"] == "CONV_2D" else w.T  # (out, h, w, in) -> (h, w, in, out)
+        b = dequantize(details[b_i], interpreter.get_tensor(b_i)) if b_i >= 0 else np.zeros(w.shape[-1], np.float32)
+        layers.append((op["op_name"], w, b))
+    return layers
+
+
+def fill(model, weights: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Put the file's kernels into ``model``: BatchNorm after a kernel -> identity + folded bias."""
+    from keras import layers as kl
+    order = [l for l in model.layers if isinstance(l, (kl.Conv2D, kl.Dense))]
+    want = [("CONV_2D" if isinstance(l, kl.Conv2D) else "FULLY_CONNECTED", tuple(l.kernel.shape)) for l in order]
+    got = [(op, w.shape) for op, w, _ in weights]
+    if want != got:
+        raise ValueError(f"the file's layers do not match a {model.name}: {len(got)} kernels {got[:3]}... "
+                         f"against {len(want)} {want[:3]}...")
+    rescale = [l for l in model.layers[:model.layers.index(order[0])] if isinstance(l, kl.Rescaling)]
+    scale = float(np.prod([l.scale for l in rescale])) if rescale else 1.0
+    after = {id(a): b for a, b in zip(model.layers, model.layers[1:])}
+    for i, (layer, (_, w, b)) in enumerate(zip(order, weights)):
+        w = w / scale if i == 0 else w  # the converter folded the Rescaling in front of the first kernel into it
+        nxt = after.get(id(layer))
+        if isinstance(nxt, kl.BatchNormalization):
+            layer.set_weights([w])
+            eps = float(nxt.epsilon)  # gamma * (x - 0) / sqrt(1 + eps) + beta == x + bias
+            nxt.set_weights([np.full_like(b, np.sqrt(1.0 + eps)), b, np.zeros_like(b), np.ones_like(b)])
+        else:
+            layer.set_weights([w, b])
+
+
+def recover(model_arg: str, out: Path, data: str | None) -> dict:
+    from convert import calibration as cal
+    from convert import quiet_tensorflow
+    quiet_tensorflow()  # TF's C++ import banner would bury the one line this prints
+    from convert.report import keras_predict
+    from device.errors import InputError, UsageError
+    from device.interpreter import TFLiteClassifier
+    from device.metadata import read_metadata
+    from device.metrics import evaluate
+    from device.provenance import file_sha256
+    from train.config import TrainConfig
+    from train.distill import converted_model
+    from train.models import averaged, build_model
+
+    if out.exists():
+        raise UsageError(f"--out {out} already exists: give a new folder")
+    tflite = converted_model(Path(model_arg), "model")
+    if tflite is None:
+        raise InputError(f"{model_arg}: no .tflite model there")
+    meta = read_metadata(tflite)
+    held = meta.get("data") or {}
+    cfg = {**TrainConfig().to_dict(), "model": meta.get("model"), "out": str(out), "data": held.get("path"),
+           **{k: held[k] for k in ("split", "seed", "val_fraction", "limit", "labels") if k in held},
+           "recovered_from": {"model": str(tflite), "sha256": file_sha256(tflite)}}
+    try:
+        model = build_model(cfg["model"], num_classes=len(meta["labels"]))
+        fill(model, read_layers(tflite))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{tflite}: cannot rebuild it as Keras ({e})") from None
+    rd = cal.load_run_data(tflite.parent, cfg, meta, data)
+    faces, truth = cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val]
+    flip = meta.get("test_time_augmentation") == "flip"
+    rebuilt = evaluate(keras_predict(averaged([model], flip)), faces, truth, class_names=meta["labels"])
+    original = evaluate(TFLiteClassifier(tflite).predict_batched, faces, truth, class_names=meta["labels"])
+    agreement = float((rebuilt["probs"].argmax(1) == original["probs"].argmax(1)).mean())
+    check = {"val_faces": int(len(truth)), "agreement": agreement, "val_accuracy_keras": rebuilt["accuracy"],
+             "val_accuracy_file": original["accuracy"], "mirror_average": flip}
+    if agreement < MIN_AGREEMENT:
+        raise InputError(f"{tflite}: the rebuilt model agrees with the file on only {agreement:.1%} of the "
+                         f"validation faces (needs {MIN_AGREEMENT:.0%}): nothing written")
+    write_run(out, model, meta, cfg, check)
+    return check
+
+
+def write_run(out: Path, model, meta: dict, cfg: dict, check: dict) -> None:
+    """model.keras, metadata.json (without the mirror: the rebuilt network is one pass) and config.json."""
+    from device.atomic import write_json
+    from device.metadata import write_metadata
+    from device.provenance import record
+    out.mkdir(parents=True)
+    model.save(out / "model.keras")
+    plain = {k: v for k, v in meta.items() if k != "test_time_augmentation"}
+    write_metadata(out, {**plain, "recovered_from": cfg["recovered_from"]})
+    write_json(out / "config.json", {**cfg, "recovery_check": check, "provenance": record(PROG, sys.argv[1:], {})})
+
+
+def main(opt: argparse.Namespace) -> int:
+    from device.errors import guarded
+
+    def go():
+        c = recover(opt.model, Path(opt.out), opt.data)
+        print(f"wrote {opt.out}: the rebuilt model agrees with the file on {c['agreement']:.2%} of "
+              f"{c['val_faces']} validation faces (accuracy {c['val_accuracy_keras']:.2%} Keras, "
+              f"{c['val_accuracy_file']:.2%} the file{', both with the mirror average' if c['mirror_average'] else ''})")
+    return guarded(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_opt()))
