@@ -65,7 +65,7 @@ def read_layers(tflite: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     layers, seen = [], set()
-    for op in interpreter._get_ops_details():  # no public op list in LiteRT; its own analyzer reads this too
+    for op in interpreter._get_ops_details():  # the Python API has no public op list
         if op["op_name"] not in WEIGHTED_OPS or int(op["inputs"][1]) in seen:
             continue  # the mirror branch of a --flip-tta file reuses the face branch's kernels
         w_i, b_i = int(op["inputs"][1]), int(op["inputs"][2]) if len(op["inputs"]) > 2 else -1
