@@ -145,15 +145,25 @@ def recover(model_arg: str, out: Path, data: str | None) -> dict:
 
 
 def write_run(out: Path, model, meta: dict, cfg: dict, check: dict) -> None:
-    """model.keras, metadata.json (without the mirror: the rebuilt network is one pass) and config.json."""
+    """model.keras, metadata.json (without the mirror: the rebuilt network is one pass) and config.json,
+    written into a scratch folder renamed to ``out`` at the end: a failure leaves no half run folder."""
+    import shutil
+
     from device.atomic import write_json
     from device.metadata import write_metadata
     from device.provenance import record
-    out.mkdir(parents=True)
-    model.save(out / "model.keras")
-    plain = {k: v for k, v in meta.items() if k != "test_time_augmentation"}
-    write_metadata(out, {**plain, "recovered_from": cfg["recovered_from"]})
-    write_json(out / "config.json", {**cfg, "recovery_check": check, "provenance": record(PROG, sys.argv[1:], {})})
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        model.save(tmp / "model.keras")
+        plain = {k: v for k, v in meta.items() if k != "test_time_augmentation"}
+        write_metadata(tmp, {**plain, "recovered_from": cfg["recovered_from"]})
+        write_json(tmp / "config.json", {**cfg, "recovery_check": check,
+                                         "provenance": record(PROG, sys.argv[1:], {})})
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(opt: argparse.Namespace) -> int:
