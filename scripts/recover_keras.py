@@ -8,8 +8,9 @@ or a starting point (``train --init-from``) must be a run folder with ``model.ke
 all the weights: per-channel int8 kernels with their scales and int32 biases into which the converter
 folded each BatchNormalization. They are read by the LiteRT interpreter, dequantized, and put into
 the network ``train.models`` builds for the metadata's model name: each BatchNormalization becomes
-the identity plus the folded bias, and the first kernel is scaled back by 255, since the converter
-folded ``Rescaling(1/255)`` into it. A file converted with ``--flip-tta`` holds the network twice over
+the identity plus the folded bias (its statistics set from the activations of 4,096 training faces, so
+the run can be fine-tuned with ``train --init-from``), and the first kernel is scaled back by 255, since
+the converter folded ``Rescaling(1/255)`` into it. A file converted with ``--flip-tta`` holds the network twice over
 the same kernels; the face's branch is read, and ``convert --flip-tta`` puts the mirror back.
 
 Before anything is written, the rebuilt model (with the mirror average when the file has it) is scored
@@ -34,6 +35,7 @@ PROG = "python scripts/recover_keras.py"
 # int8 activations round differently from float ones: the shipped default's top label changes on 0.5% of
 # the faces, a barely trained net's (flat probabilities) on a few %; a wrong mapping reads near chance
 MIN_AGREEMENT = 0.90
+BN_FACES = 4096  # training faces whose activations set each BatchNormalization's statistics
 WEIGHTED_OPS = ("CONV_2D", "FULLY_CONNECTED")
 
 
@@ -100,6 +102,31 @@ def fill(model, weights: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
             layer.set_weights([w, b])
 
 
+def calibrate_batchnorm(model, faces: np.ndarray, batch: int = 256) -> None:
+    """Give each BatchNormalization its input's mean and variance over ``faces`` (real training faces) as
+    its moving statistics, and as its scale and offset (offset plus the folded bias): still the identity
+    plus the bias at inference, and in training mode too, where a batch's statistics stand in for these.
+    Why: an identity BatchNormalization (moving mean 0, variance 1) would standardise every channel as
+    soon as ``train --init-from`` fine-tunes the network, undoing the file's folded scales and offsets."""
+    import keras
+    from keras import layers as kl
+    norms = [l for l in model.layers if isinstance(l, kl.BatchNormalization)]
+    if not norms:
+        return
+    probe = keras.Model(model.inputs, [l.input for l in norms])
+    sums = [None] * len(norms)
+    for start in range(0, len(faces), batch):
+        outs = probe(faces[start:start + batch], training=False)
+        for i, x in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
+            x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+            s = np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
+            sums[i] = s if sums[i] is None else sums[i] + s
+    for norm, (n, s1, s2) in zip(norms, sums):
+        mean, var = s1 / n, np.maximum(s2 / n - (s1 / n) ** 2, 0.0)
+        _, bias, _, _ = norm.get_weights()
+        norm.set_weights([np.sqrt(var + norm.epsilon), mean + bias, mean, var])
+
+
 def recover(model_arg: str, out: Path, data: str | None) -> dict:
     from convert import calibration as cal
     from convert import quiet_tensorflow
@@ -130,6 +157,7 @@ def recover(model_arg: str, out: Path, data: str | None) -> dict:
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{tflite}: cannot rebuild it as Keras ({e})") from None
     rd = cal.load_run_data(tflite.parent, cfg, meta, data)
+    calibrate_batchnorm(model, cal.preprocess(rd.faces[np.random.default_rng(0).permutation(rd.train)[:BN_FACES]]))
     faces, truth = cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val]
     flip = meta.get("test_time_augmentation") == "flip"
     rebuilt = evaluate(keras_predict(averaged([model], flip)), faces, truth, class_names=meta["labels"])

@@ -67,6 +67,17 @@ def test_the_rebuilt_model_computes_what_the_file_does(vgg_converted, tmp_path, 
     assert np.abs(got - want).max() < 0.05
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
 
+    # fine-tunable: each BatchNormalization computes nearly the same in training mode (batch statistics)
+    # as at inference, so train --init-from starts where the file is, not from re-standardised channels
+    import keras
+    from keras import layers as kl
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    norms = [l for l in model.layers if isinstance(l, kl.BatchNormalization)]
+    batch = cal.preprocess(rd.faces[rd.train[:128]])
+    for norm, x in zip(norms, keras.Model(model.inputs, [n.input for n in norms])(batch)):
+        train, infer = np.asarray(norm(x, training=True)), np.asarray(norm(x, training=False))
+        assert np.abs(train - infer).max() <= 0.1 * np.abs(infer).max(), norm.name
+
     # a folder: its float32 file, as train --teacher reads one; no rounding, so the very same probabilities
     recover_keras.recover(str(conv), tmp_path / "from_float", None)
     assert read_config(tmp_path / "from_float")["recovered_from"]["model"] == str(conv / "model_float32.tflite")
