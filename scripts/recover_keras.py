@@ -102,27 +102,16 @@ def fill(model, weights: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
             layer.set_weights([w, b])
 
 
-def calibrate_batchnorm(model, faces: np.ndarray, batch: int = 256) -> None:
+def calibrate_batchnorm(model, faces: np.ndarray) -> None:
     """Give each BatchNormalization its input's mean and variance over ``faces`` (real training faces) as
     its moving statistics, and as its scale and offset (offset plus the folded bias): still the identity
     plus the bias at inference, and in training mode too, where a batch's statistics stand in for these.
     Why: an identity BatchNormalization (moving mean 0, variance 1) would standardise every channel as
-    soon as ``train --init-from`` fine-tunes the network, undoing the file's folded scales and offsets."""
-    import keras
-    from keras import layers as kl
-    norms = [l for l in model.layers if isinstance(l, kl.BatchNormalization)]
-    if not norms:
-        return
-    probe = keras.Model(model.inputs, [l.input for l in norms])
-    sums = [None] * len(norms)
-    for start in range(0, len(faces), batch):
-        outs = probe(faces[start:start + batch], training=False)
-        for i, x in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
-            x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
-            s = np.stack([np.full(x.shape[1], len(x), np.float64), x.sum(0), (x * x).sum(0)])
-            sums[i] = s if sums[i] is None else sums[i] + s
-    for norm, (n, s1, s2) in zip(norms, sums):
-        mean, var = s1 / n, np.maximum(s2 / n - (s1 / n) ** 2, 0.0)
+    soon as ``train --init-from`` fine-tunes the network, undoing the file's folded scales and offsets.
+    One pass serves every layer, since none of this changes what any layer computes at inference."""
+    from train.weights import batch_norms, input_stats
+    norms = batch_norms(model)
+    for norm, (mean, var) in zip(norms, input_stats(model, norms, faces) if norms else []):
         _, bias, _, _ = norm.get_weights()
         norm.set_weights([np.sqrt(var + norm.epsilon), mean + bias, mean, var])
 
@@ -168,13 +157,14 @@ def recover(model_arg: str, out: Path, data: str | None) -> dict:
     if agreement < MIN_AGREEMENT:
         raise InputError(f"{tflite}: the rebuilt model agrees with the file on only {agreement:.1%} of the "
                          f"validation faces (needs {MIN_AGREEMENT:.0%}): nothing written")
-    write_run(out, model, meta, cfg, check)
+    write_run(out, model, {**meta, "recovered_from": cfg["recovered_from"]}, {**cfg, "recovery_check": check}, PROG)
     return check
 
 
-def write_run(out: Path, model, meta: dict, cfg: dict, check: dict) -> None:
-    """model.keras, metadata.json (without the mirror: the rebuilt network is one pass) and config.json,
-    written into a scratch folder renamed to ``out`` at the end: a failure leaves no half run folder."""
+def write_run(out: Path, model, meta: dict, cfg: dict, prog: str) -> None:
+    """model.keras, metadata.json (without the mirror: the network is one pass) and config.json (with the
+    command that made it), written into a scratch folder renamed to ``out`` at the end: a failure leaves
+    no half run folder. scripts/soup.py writes its run folders with it too."""
     import shutil
 
     from device.atomic import write_json
@@ -185,10 +175,8 @@ def write_run(out: Path, model, meta: dict, cfg: dict, check: dict) -> None:
     tmp.mkdir(parents=True)
     try:
         model.save(tmp / "model.keras")
-        plain = {k: v for k, v in meta.items() if k != "test_time_augmentation"}
-        write_metadata(tmp, {**plain, "recovered_from": cfg["recovered_from"]})
-        write_json(tmp / "config.json", {**cfg, "recovery_check": check,
-                                         "provenance": record(PROG, sys.argv[1:], {})})
+        write_metadata(tmp, {k: v for k, v in meta.items() if k != "test_time_augmentation"})
+        write_json(tmp / "config.json", {**cfg, "provenance": record(prog, sys.argv[1:], {})})
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
