@@ -91,7 +91,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_run, fine_tuned, tmp_path
     for args, code, words in (([tiny_run, "--out", tmp_path / "a"], 2, "two or more"),
                               ([tiny_run, fine_tuned, "--out", tmp_path / "b", "--share", 1], 2, "one non-negative share"),
                               ([tiny_run, fine_tuned, "--out", taken], 2, "already exists"),
-                              ([tiny_run, tmp_path / "missing", "--out", tmp_path / "c"], 3, "missing")):
+                              ([tiny_run, tmp_path / "missing", "--out", tmp_path / "c"], 3, "not found")):
         r = soup(*args)
         assert r.returncode == code, r.stderr
         lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
