@@ -36,6 +36,7 @@ def soup(*args) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_soup_is_the_weighted_average_with_its_own_batchnorm_statistics(tiny_run, fine_tuned, tmp_path):
     import keras
 
@@ -85,6 +86,7 @@ def test_average_weights_checks_shares_and_shapes():
         average_weights([Net([0.0]), Net([1.0, 2.0])], [0.5, 0.5])
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(tiny_run, fine_tuned, tmp_path):
     taken = tmp_path / "taken"
     taken.mkdir()
