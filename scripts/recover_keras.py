@@ -10,8 +10,9 @@ folded each BatchNormalization. They are read by the LiteRT interpreter, dequant
 the network ``train.models`` builds for the metadata's model name: each BatchNormalization becomes
 the identity plus the folded bias (its statistics set from the activations of 4,096 training faces, so
 the run can be fine-tuned with ``train --init-from``), and the first kernel is scaled back by 255, since
-the converter folded ``Rescaling(1/255)`` into it. A file converted with ``--flip-tta`` holds the network twice over
-the same kernels; the face's branch is read, and ``convert --flip-tta`` puts the mirror back.
+the converter folded ``Rescaling(1/255)`` into it. A file converted with ``--flip-tta`` holds the
+network twice over the same kernels; the face's branch is read, and ``convert --flip-tta`` puts the
+mirror back.
 
 Before anything is written, the rebuilt model (with the mirror average when the file has it) is scored
 against the file on the run's validation faces: below MIN_AGREEMENT of the same top labels nothing is
