@@ -265,3 +265,37 @@ def test_ablation_shows_a_resume_that_changed_options():
     assert training_commands({**start, "resumed": [same, cut]}) == \
         f"`{start['command']}`; resumed as `{cut['command']}`"
     assert training_commands({}) == ""
+
+
+def _selection(path: Path, date_t: float, rows: list[tuple], best: str, refs=()) -> None:
+    """A val_select --json record: rows of (candidate, run folders, flip, validation accuracy)."""
+    write(path, {"rows": [{"candidate": c, "runs": runs, "flip_tta": flip, "val_accuracy": acc, "val_macro_f1": acc,
+                           "n": 35, "passes_per_face": len(runs) * (2 if flip else 1)} for c, runs, flip, acc in rows],
+                 "best": best, "max_passes": 2, "references": [{"model": m, "val_accuracy": a} for m, a in refs],
+                 "provenance": prov("python scripts/val_select.py", [], date_t)})
+
+
+def test_selection_section_shows_each_runs_latest_validation_figures(work):
+    """docs/selection/*.json beside the records: one row per run from its newest record (an older record of the
+    same run is replaced, not mixed in), its own int8 test figures where archived, "not run" where not; an
+    unreadable record is skipped; no records, no section."""
+    records = work / "records"
+    make_run(records, "vgg_cnn-a", "vgg_cnn", split="official", preset="best", acc=0.61, flip=True, archived=True)
+    assert "## Chosen on validation" not in render(Path("records"))
+    a, b = "/runs/vgg_cnn-a", "/runs/soup-b"
+    _selection(work / "selection" / "old.json", T0, [("run 1", [a], False, 0.50), ("run 1 + flip", [a], True, 0.51)],
+               "run 1 + flip")
+    _selection(work / "selection" / "new.json", T0 + 3600,
+               [("run 1", [a], False, 0.60), ("run 1 + flip", [a], True, 0.62), ("run 2", [b], False, 0.58),
+                ("run 2 + flip", [b], True, 0.59), ("ensemble of 2 + flip", [a, b], True, 0.64)],
+               "run 1 + flip", refs=[("device/models/default/model_int8.tflite", 0.6)])
+    write(work / "selection" / "broken.json", "{not json")
+    text = render(Path("records"))
+    section = text.split("## Chosen on validation", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| `")]
+    assert rows[0] == "| `vgg_cnn-a` | 35 | 60.00% | 62.00% | 61.2% | 62.0% | `new.json` |"
+    assert rows[1] == "| `soup-b` | 35 | 58.00% | 59.00% | not run | not run | `new.json` |"
+    assert rows[2].startswith("| `old.json` | 1 | 2 | run 1 + flip: `vgg_cnn-a` + mirror | 51.00% | — | 2026-11-30, ")
+    assert rows[3].startswith("| `new.json` | 2 | 2 | run 1 + flip: `vgg_cnn-a` + mirror | 62.00% | 60.00% "
+                              "(`device/models/default/model_int8.tflite`) | ")
+    assert len(rows) == 4 and "broken" not in section

@@ -25,6 +25,7 @@ RECORD_FILES = ("config.json", "metadata.json", "metrics.json", "history.csv", "
                 *(f"{d}/{f}" for d in ENSEMBLE_DIRS for f in ("report.json", "bench.json")))
 PEER = Path("peer_fer") / "peer.json"  # scripts/peer_fer.py's output inside a runs folder
 CROSSCHECK = "ferplus_crosscheck"       # scripts/ferplus_crosscheck.py --json NAME.json inside a runs folder
+SELECTIONS = "selection"                # scripts/val_select.py --json records, beside the records folder
 
 
 def g(d, *keys, default=None):
@@ -113,6 +114,7 @@ class Collected:
     peer: dict | None
     peer_path: Path | None
     crosschecks: tuple = ()  # (path, scripts/ferplus_crosscheck.py's JSON) from every root's CROSSCHECK folder
+    selections: tuple = ()   # (path, scripts/val_select.py's JSON) beside the records folder, oldest first
 
 
 def load_run(folder: Path) -> Run:
@@ -176,7 +178,15 @@ def collect(records: Path = RECORDS, roots: tuple[Path, ...] = (), peer_path: Pa
     peer = read_json(peer_path)[0] if peer_path else None
     checks = {p.name: (p, doc) for root in (records, *roots) for p in sorted((root / CROSSCHECK).glob("*.json"))
               for doc in [read_json(p)[0]] if doc}  # a later root's file replaces a same-named record
-    return Collected(records, tuple(roots), runs, unfinished, peer, peer_path, tuple(checks.values()))
+    return Collected(records, tuple(roots), runs, unfinished, peer, peer_path, tuple(checks.values()),
+                     read_selections(records))
+
+
+def read_selections(records: Path) -> tuple:
+    """(path, record) of every readable val_select JSON in ``records``'s sibling SELECTIONS folder, oldest first."""
+    found = [(p, doc) for p in sorted((records.parent / SELECTIONS).glob("*.json"))
+             for doc in [read_json(p)[0]] if doc and isinstance(doc.get("rows"), list)]
+    return tuple(sorted(found, key=lambda x: (recorded(x[1]).get("date") or "", x[0].name)))
 
 
 def archive_runs(roots: list[Path], records: Path) -> list[str]:
