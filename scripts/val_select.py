@@ -10,12 +10,16 @@ candidate with the best validation accuracy is what to convert (``python -m conv
 [--flip-tta] [--member RUN2]``) and ship. PublicTest is reported by convert, never looked at here.
 ``--reference MODEL`` scores a converted model (the shipped default: a .tflite file or its folder) on the
 same faces, run by LiteRT as the Pi runs it, so a candidate is weighed against what it would replace;
-it is shown, never chosen.
+it is shown, never chosen. Each reference is also paired with the best candidate (and a second one with
+the first, e.g. a candidate's own int8 file against the shipped one): the faces only one of the two gets
+right, and McNemar's z of their difference, since near-twins differ on few faces and a few faces' gap
+is noise.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import sys
 from pathlib import Path
@@ -65,6 +69,14 @@ def mean_probs(probs: dict, members, flip: bool):
     return sum(views) / len(views), len(views)
 
 
+def paired(this, other) -> dict:
+    """Two models' per-face correctness on the same faces: the faces only one of them gets right, and
+    their difference over its standard error (McNemar's z). Only these faces can tell two models apart,
+    and with |z| under about 2 the gap is within what chance moves between such near-twins."""
+    a, b = int((this & ~other).sum()), int((other & ~this).sum())
+    return {"only_this_right": a, "only_other_right": b, "z": (a - b) / math.sqrt(a + b) if a + b else 0.0}
+
+
 def select(runs: list[str], data: str | None = None, references=()) -> tuple[list[dict], list[dict]]:
     from convert import calibration as cal
     from convert import quiet_tensorflow
@@ -90,7 +102,7 @@ def select(runs: list[str], data: str | None = None, references=()) -> tuple[lis
         scores = scores_from_confusion(confusion_matrix(truth, p.argmax(1), len(labels)), labels)
         rows.append({"candidate": name, "runs": [str(dirs[i]) for i in members], "flip_tta": flip,
                      "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"], "n": scores["n"],
-                     "passes_per_face": passes})
+                     "passes_per_face": passes, "correct": p.argmax(1) == truth})
     return rows, [reference(Path(m), cfg, rd.sha256, labels, faces, truth) for m in references]
 
 
@@ -112,7 +124,21 @@ def reference(model, cfg: dict, data_sha256: str, labels, faces, truth) -> dict:
     clf = TFLiteClassifier(tflite)
     scores = evaluate(clf.predict, faces, truth, class_names=labels)
     return {"candidate": f"reference {model}", "model": str(tflite), "val_accuracy": scores["accuracy"],
-            "val_macro_f1": scores["macro_f1"], "n": scores["n"]}
+            "val_macro_f1": scores["macro_f1"], "n": scores["n"], "correct": scores["probs"].argmax(1) == truth}
+
+
+def pair_text(p: dict, this: str, other: str) -> str:
+    return (f"faces only {this} gets right {p['only_this_right']}, only {other} {p['only_other_right']}: "
+            f"paired z {p['z']:+.2f}")
+
+
+def reference_line(r: dict, best: dict) -> str:
+    """A reference's printed row: its scores, the best candidate against it, and it against the first reference."""
+    first = r.get("this_vs_first_reference")
+    return (f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}%   best "
+            f"{100 * (best['val_accuracy'] - r['val_accuracy']):+.2f} points against it "
+            f"({pair_text(r['best_vs_this'], 'the best', 'it')})"
+            + (f"; against the first reference: {pair_text(first, 'this', 'that')}" if first else ""))
 
 
 def main(opt: argparse.Namespace) -> int:
@@ -129,10 +155,13 @@ def main(opt: argparse.Namespace) -> int:
         for r in rows:
             print(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
                   f"{r['passes_per_face']:6d}" + ("   <- best on validation" if r is best else ""))
-        for r in refs:
-            print(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}%   best "
-                  f"{100 * (best['val_accuracy'] - r['val_accuracy']):+.2f} points against it")
+        for i, r in enumerate(refs):
+            r["best_vs_this"] = paired(best["correct"], r["correct"])
+            r["this_vs_first_reference"] = paired(r["correct"], refs[0]["correct"]) if i else None
+            print(reference_line(r, best))
         print(f"validation faces: {rows[0]['n']} (carved from Training; the test split is not used)")
+        for r in rows + refs:
+            r.pop("correct")  # per face: used above, not kept
         if opt.json:
             from device.atomic import write_json
             write_json(opt.json, {"rows": rows, "best": best["candidate"], "max_passes": opt.max_passes,

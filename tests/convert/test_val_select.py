@@ -23,6 +23,15 @@ def test_candidates_are_every_subset_plain_and_mirrored():
     assert len({members + (flip,) for _, members, flip in val_select.candidates(4)}) == 30  # no repeats
 
 
+def test_paired_counts_the_faces_only_one_model_gets_right():
+    import numpy as np
+    import val_select
+    a = np.array([1, 1, 1, 0, 0, 1, 0, 1], bool)
+    b = np.array([1, 0, 0, 0, 1, 1, 0, 0], bool)
+    assert val_select.paired(a, b) == {"only_this_right": 3, "only_other_right": 1, "z": 1.0}
+    assert val_select.paired(a, a) == {"only_this_right": 0, "only_other_right": 0, "z": 0.0}
+
+
 @pytest.mark.slow
 def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv, new_run):
     import val_select
@@ -73,6 +82,28 @@ def test_a_converted_reference_is_scored_on_the_same_faces(tiny_run, converted):
     assert refs[0]["val_accuracy"] == want["accuracy"]
     # the float32 Keras model and its float32 .tflite twin agree on these faces
     assert abs(refs[0]["val_accuracy"] - rows[0]["val_accuracy"]) <= 2 / rows[0]["n"]
+    assert (refs[0]["correct"] == (want["probs"].argmax(1) == rd.labels[rd.val])).all()
+
+
+@pytest.mark.slow
+def test_references_are_paired_with_the_best_and_the_first_reference(tiny_run, converted, tmp_path, capsys):
+    """Each reference gets the faces only the best candidate gets right and only it does; a second
+    reference is also weighed against the first (the shipped file against a candidate's int8 file)."""
+    import val_select
+    out = tmp_path / "sel.json"
+    int8, f32 = converted.out_dir / "model_int8.tflite", converted.out_dir / "model_float32.tflite"
+    assert val_select.main(val_select.parse_opt([str(tiny_run), "--reference", str(int8), "--reference", str(f32),
+                                                 "--json", str(out)])) == 0
+    doc = json.loads(out.read_text())
+    first, second = doc["references"]
+    best = next(r for r in doc["rows"] if r["candidate"] == doc["best"])
+    assert first["this_vs_first_reference"] is None and "correct" not in first and "correct" not in best
+    for ref, other, pair in ((first, best, first["best_vs_this"]), (second, best, second["best_vs_this"]),
+                             (first, second, second["this_vs_first_reference"])):
+        # accuracy gap = (faces only the one gets right - faces only the other gets right) / faces
+        gap = (pair["only_this_right"] - pair["only_other_right"]) / ref["n"]
+        assert abs((other["val_accuracy"] - ref["val_accuracy"]) - gap) < 1e-9
+    assert "against the first reference: faces only this gets right" in capsys.readouterr().out
 
 
 @pytest.mark.slow
