@@ -9,8 +9,10 @@ docs/runs/NAME/ with archive.json (the file times git does not keep, model.keras
 checkout can regenerate this file. Every command shown is the one its stage recorded
 (``provenance.command``, device/provenance.py); records marked ``recovered_from`` were rebuilt from an
 earlier RESULTS.md because their run folder is gone. Anything missing shows as "not run"; an
-unreadable file is named, never fatal. No TensorFlow or Keras, and no generation time: the same
-records give the same file. The work is in scripts/results/ (collect, text, run_section, render).
+unreadable file is named, never fatal. The selections of scripts/val_select.py ``--json`` beside the
+records (docs/selection/ for docs/runs/) make its "Chosen on validation" section. No TensorFlow or Keras,
+and no generation time: the same records give the same file. The work is in scripts/results/ (collect,
+text, run_section, selection, render).
 """
 from __future__ import annotations
 
