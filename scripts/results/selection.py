@@ -40,7 +40,8 @@ def selection_rows(selections) -> list[list[str]]:
     rows = []
     for path, doc in selections:
         best = next((r for r in doc["rows"] if r.get("candidate") == doc.get("best")), {})
-        refs = "; ".join(f"{pct(r.get('val_accuracy'), 2)} (`{r.get('model', '?')}`)" for r in doc.get("references") or [])
+        refs = "; ".join(f"{pct(r.get('val_accuracy'), 2)} (`{r.get('model', '?')}`)"
+                         for r in doc.get("references") or [])
         prov = recorded(doc)
         rows.append([f"`{path.name}`", str(len({Path(r) for row in doc["rows"] for r in row.get("runs") or []})),
                      str(doc.get("max_passes") or "any"),
@@ -64,8 +65,8 @@ def selection_section(selections, runs: list[Run]) -> list[str]:
     lines += table(["run", "validation faces", "validation, alone", "validation, with mirror", "int8 test, alone",
                     "int8 test, with mirror", "latest selection record"], run_rows(selections, runs)) + [""]
     lines += ["Each selection (docs/selection/; its command is in the file's `provenance`): the best candidate at no "
-              "more passes per face than allowed, and the converted model it would replace, run by LiteRT on the "
-              "same faces.", ""]
+              "more passes per face than allowed, and the converted files given as references (`--reference`: the "
+              "shipped one first, then any candidate's own int8 file), run by LiteRT on the same faces.", ""]
     lines += table(["record", "runs", "passes allowed", "best on validation", "its validation accuracy",
-                    "the shipped file then, same faces", "date, machine"], selection_rows(selections)) + [""]
+                    "references, same faces", "date, machine"], selection_rows(selections)) + [""]
     return lines
