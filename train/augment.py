@@ -8,10 +8,13 @@ import keras
 from keras import layers
 
 from .config import AUGMENTATIONS as KINDS
+from .degrade import RandomDegrade
 from .layers import RandomErasing, RandomShift
 
 
 CROP_PAD = 4  # "crop": a random 48x48 window of the face zero-padded to 56x56
+FIELD_ROTATION_DEG = 15.0  # "field": a head tilted in the frame, as the field benchmark's rotation condition
+FIELD_DEGRADE_RATE = 0.6   # "field": share of faces seen through a worse camera (train/degrade.py)
 
 
 def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift: float = 0.1, zoom: float = 0.1,
@@ -20,7 +23,8 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
 
     ``enabled``: False, or the kind: "paper" (True; sec. 3: flip, rotation, translation, zoom) or
     "crop" (flip and a whole-pixel shift of up to CROP_PAD, i.e. a random crop of the padded face:
-    the light recipe of VGG-style FER nets, which converges in fewer epochs).
+    the light recipe of VGG-style FER nets, which converges in fewer epochs), or "field" (crop, a
+    small in-plane rotation, then a random camera: blur, small face, dark or washed-out light, noise).
     ``erasing``: probability of random erasing per face (0 = off, the paper's recipe).
     """
     if not enabled:
@@ -29,9 +33,11 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
     if kind not in KINDS:
         raise ValueError(f"unknown augmentation {kind!r} (expected one of {', '.join(KINDS)})")
     steps = [layers.RandomFlip("horizontal", seed=seed)]
-    if kind == "crop":
+    if kind in ("crop", "field"):
         steps.append(RandomShift(CROP_PAD, seed=seed, name="random_shift"))  # XLA-compatible, unlike RandomTranslation
-    else:
+    if kind == "field":
+        steps.append(layers.RandomRotation(FIELD_ROTATION_DEG / 360.0, fill_mode="reflect", seed=seed))
+    if kind == "paper":
         steps += [
             layers.RandomRotation(rotation_deg / 360.0, fill_mode="constant", seed=seed),  # factor is in turns
             layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed),      # "pixel filling"
@@ -39,4 +45,6 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
         ]
     if erasing > 0:
         steps.append(RandomErasing(erasing, seed=seed, name="random_erasing"))
+    if kind == "field":  # after erasing: the camera sees the occluder too
+        steps.append(RandomDegrade(FIELD_DEGRADE_RATE, seed=seed, name="random_degrade"))
     return keras.Sequential(steps, name="augment")

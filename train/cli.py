@@ -45,7 +45,8 @@ PROG = "python -m train"
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=None)
 @click.option("--augmentation", type=click.Choice(AUGMENTATIONS), default=None,
-              help="paper: flip, rotation, shift, zoom; crop: flip and random crops of the padded face.")
+              help="paper: flip, rotation, shift, zoom; crop: flip and random crops of the padded face; "
+                   "field: crop, rotation and a random worse camera (blur, small face, dark, washed out, noise).")
 @click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="mixed_bfloat16: bf16 math with float32 weights, ~1.4x faster on CPUs with AMX (scripts/"
