@@ -32,15 +32,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-import make_results  # noqa: E402
+sys.path[:0] = [str(ROOT)]
+from convert.results import cli as make_results  # noqa: E402  (python -m convert results)
 from device.atomic import write_json  # noqa: E402
 from device.errors import EXIT_INTERRUPTED, InputError, RunFailed, UsageError, guarded, message_for  # noqa: E402
+from device.paths import portable_record  # noqa: E402
 from device.provenance import command_line, now_iso, record  # noqa: E402
 from train.config import LABEL_SOURCES, PRESETS, SPLITS  # noqa: E402
 from train.ferplus import default_votes_path  # noqa: E402
 from train.registry import MODELS, PAPER_MODELS, normalize_weights  # noqa: E402
-from results import DEFAULT_DATA, read_json  # noqa: E402
+from convert.results import DEFAULT_DATA, read_json  # noqa: E402
 
 PROG = "python scripts/reproduce.py"
 ENV = ("DATA", "CLIP", "MODELS", "EPOCHS", "SPLIT", "WEIGHTS", "RUNS", "RESULTS", "RECORDS", "LABELS")
@@ -158,7 +159,7 @@ def bench(run_dir: Path, clip: str, via: str) -> None:
     result = run_bench(*paths.values(), video=clip, threads=(1,), **defaults, log=lambda s: print(s, file=sys.stderr))
     print(format_table(result))
     options = {**paths, "video": clip, "threads": [1], **defaults, "max_frames": None, "json_path": out}
-    write_json(out, {**result, "provenance": {**record(BENCH_PROG, argv, options), "via": via}})
+    write_json(out, portable_record({**result, "provenance": {**record(BENCH_PROG, argv, options), "via": via}}))
 
 
 # --- what is already done -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Fake run folders for the tests of scripts/make_results.py, reproduce.py and make_default_model.py: no Keras, seconds.
+"""Fake run folders for the tests of ``python -m convert results``, scripts/reproduce.py and ``python -m convert
+ship``: no Keras, seconds.
 
 The fake files copy the structure of what the real stages write (``python -m train`` -> config.json
 with its provenance, metadata.json, metrics.json, history.csv, state.json; ``python -m convert RUN
@@ -19,7 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+from convert import results  # noqa: E402  (what python -m convert results runs)
+from convert.results import cli as results_cli  # noqa: E402
 from device.contract import LABELS  # noqa: E402
+from device.errors import run_click  # noqa: E402
 from train.config import resolve  # noqa: E402
 
 
@@ -31,16 +35,19 @@ def _load(name: str):
     return sys.modules[name]
 
 
-mr = _load("make_results")
 reproduce = _load("reproduce")
-import results  # noqa: E402  (scripts/results/: what make_results.py runs)
 
 RANDOM_INIT = results.RANDOM_INIT
 
 
 def render(records: Path = results.RECORDS, roots: tuple[Path, ...] = ()) -> str:
-    """docs/RESULTS.md's text from these records and run folders, as make_results.py writes it."""
+    """docs/RESULTS.md's text from these records and run folders, as ``python -m convert results`` writes it."""
     return results.render(results.collect(records, roots))
+
+
+def make_results(argv: list[str]) -> int:
+    """``python -m convert results ARGV``'s exit code, in this process."""
+    return run_click(results_cli.cli, argv, prog_name=results_cli.PROG)
 MACHINE = {"hostname": "vm", "platform": "Linux-6.18-x86_64-with-glibc2.36", "machine": "x86_64",
            "processor": "Intel(R) Xeon(R) Processor", "cpu_count": 2, "python": "3.11.7"}
 VERSIONS = {"tensorflow-cpu": "2.21.0", "keras": "3.15.1", "ai-edge-litert": "2.3.0", "numpy": "2.4.6", "click": "8.3.0"}
@@ -189,6 +196,13 @@ def row_for(text: str, needle: str) -> str:
 
 
 def script(name: str, *args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in (*reproduce.ENV, "DEST", "MAX_BYTES", "FLIP_TTA")}
+    base = {k: v for k, v in os.environ.items() if k not in reproduce.ENV}
     return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], cwd=cwd, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+
+
+def ship(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m convert ship ARGS``, as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "convert", "ship", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)

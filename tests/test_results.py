@@ -1,4 +1,4 @@
-"""scripts/make_results.py (docs/RESULTS.md from the runs' records) and scripts/reproduce.py's skip and
+"""python -m convert results (docs/RESULTS.md from the runs' records) and scripts/reproduce.py's skip and
 refuse logic, on small fake run folders (tests/fake_runs.py): no Keras, seconds.
 
 The rendered document is compared with tests/data/results_expected.md; after a deliberate change
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from fake_runs import (  # noqa: E402  (tests/fake_runs.py: the fake run folders)
-    ROOT, LABELS, mr, reproduce, results, render, T0, prov, write, make_run, PEER, row_for, script)
+    ROOT, LABELS, make_results, reproduce, results, render, T0, prov, write, make_run, PEER, row_for, script)
 from fake_runs import work  # noqa: F401  (the fixture, used by name)
 
 EXPECTED = ROOT / "tests" / "data" / "results_expected.md"
 
 
-# --- make_results.py ----------------------------------------------------------------------------
+# --- python -m convert results ----------------------------------------------------------------
 
 def test_rendered_document_matches_the_expected_file(work):
     """Every section and case at once: the paper's protocol, the official split with its flip-TTA conversion, a
@@ -48,7 +48,7 @@ def test_rendered_document_matches_the_expected_file(work):
 
 
 def test_committed_results_regenerate_from_the_committed_records(monkeypatch):
-    """docs/RESULTS.md is what `python scripts/make_results.py` makes from docs/runs/ in a clean checkout."""
+    """docs/RESULTS.md is what `python -m convert results` makes from docs/runs/ in a clean checkout."""
     monkeypatch.chdir(ROOT)
     assert render() == (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
     for folder in (p for p in results.RECORDS.iterdir() if (p / "metrics.json").is_file()):
@@ -62,7 +62,7 @@ def test_archive_keeps_every_figure_and_no_model(work):
     make_run(runs, "resnet50-paper-random80-randinit", "resnet50", weights="none", acc=0.3, bench=False)
     write(runs / "peer_fer" / "peer.json", PEER)
     live = render(Path("records"), (Path("runs"),))
-    assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
+    assert make_results(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
     archived = (work / "R.md").read_text(encoding="utf-8")
     # the same document, apart from where it says the records and the peer came from
     assert archived.replace("`records/peer_fer", "`runs/peer_fer").replace("--out R.md", "--out docs/RESULTS.md") \
@@ -76,7 +76,7 @@ def test_archive_keeps_every_figure_and_no_model(work):
                            "vanilla_cnn-official/ensemble-flip-tta/report.json"])
     # the run no longer has its bench: neither has its archive
     (runs / "vanilla_cnn-official" / "bench.json").unlink()
-    assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
+    assert make_results(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
     assert not (work / "records" / "vanilla_cnn-official" / "bench.json").exists()
 
 
@@ -125,14 +125,14 @@ def test_stale_report_is_flagged(work):
 def test_cli_is_deterministic_and_refuses_a_missing_folder(work, capsys):
     make_run(work / "records", "vanilla_cnn-paper-random80", archived=True)
     args = ["--records", "records", "--out", "docs/RESULTS.md"]
-    assert mr.main(args) == 0
+    assert make_results(args) == 0
     first = (work / "docs" / "RESULTS.md").read_text(encoding="utf-8")
-    assert mr.main(args) == 0 and (work / "docs" / "RESULTS.md").read_text(encoding="utf-8") == first
-    assert mr.main(["--runs", "nope", *args]) == 3
+    assert make_results(args) == 0 and (work / "docs" / "RESULTS.md").read_text(encoding="utf-8") == first
+    assert make_results(["--runs", "nope", *args]) == 3
     assert capsys.readouterr().err.strip().endswith("error: --runs nope: no such folder")
 
 
-# --- scripts/reproduce.py and scripts/make_default_model.py (no Keras: nothing to redo) ---------
+# --- scripts/reproduce.py (no Keras: nothing to redo) ----------------------------------------
 
 
 def test_reproduce_skips_finished_stages_and_archives_them(work):
@@ -183,7 +183,7 @@ def test_reproduce_records_the_command_that_gives_its_config(work):
 
 
 
-# --- FER+ runs and cross-checks (scripts/results/ferplus.py) ----------------------------------------
+# --- FER+ runs and cross-checks (convert/results/ferplus.py) ----------------------------------------
 
 FERPLUS_LABELS = [*LABELS, "Contempt"]
 
@@ -244,12 +244,12 @@ def test_ferplus_runs_and_crosschecks(work):
     assert "1 of 1 model(s) come closer" in note and "not a claim" in note
     own = text.split("`vanilla_cnn-ferplus-soft`\n", 1)[1].split("\n## ", 1)[0]
     assert "| Neutral | Contempt |" in own and "| 25.0% |" in own and "scheme `soft`" in own  # per-class recall
-    assert mr.main(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
+    assert make_results(["--runs", "runs", "--archive", "--records", "records", "--out", "R.md"]) == 0
     assert (work / "records" / "ferplus_crosscheck" / "default_int8.json").is_file()
 
 
 def test_ablation_names_run_teachers_by_name_and_converted_ones_by_path():
-    from results.ablation import recipe_short
+    from convert.results.ablation import recipe_short
     cfg = {"model": "vgg_cnn", "optimizer": "sgd", "lr": 0.05, "teachers": ["/root/runs/vgg_cnn-best40",
            "device/models/default", "/tmp/x/model_int8.tflite"], "distill_weight": 0.7, "distill_temperature": 1.0}
     assert "distilled from `vgg_cnn-best40`, `device/models/default`, `/tmp/x/model_int8.tflite` (+ mirrors" \
@@ -257,7 +257,7 @@ def test_ablation_names_run_teachers_by_name_and_converted_ones_by_path():
 
 
 def test_ablation_shows_a_resume_that_changed_options():
-    from results.ablation import training_commands
+    from convert.results.ablation import training_commands
     start = {"command": "python -m train --epochs 50 --out r", "argv": ["--epochs", "50", "--out", "r"]}
     same = {"command": "python -m train --epochs 50 --out r --resume", "argv": ["--epochs", "50", "--out", "r", "--resume"]}
     cut = {"command": "python -m train --epochs 40 --out r --resume", "argv": ["--epochs", "40", "--out", "r", "--resume"]}

@@ -1,5 +1,5 @@
 """The FER+ section of docs/RESULTS.md: runs trained on FER+ votes (train/ferplus.py), one row per
-scheme, beside the published figures; and the cross-checks of scripts/ferplus_crosscheck.py, each
+scheme, beside the published figures; and the cross-checks of python -m convert crosscheck, each
 model scored against FER2013's labels and FER+'s majority labels on the same faces."""
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def ferplus_section(runs: list[Run], checks) -> list[str]:
                     "int8 acc", "int8 macro-F1", "int8 drop", "Contempt recall"], scheme_rows(mine)) + [""]
     lines += [PUBLISHED, ""]
     lines += ["### Cross-checks: one model, both label sources", "",
-              "`scripts/ferplus_crosscheck.py` scores a model on the same faces against FER2013's own labels and "
+              "`python -m convert crosscheck` scores a model on the same faces against FER2013's own labels and "
               "against FER+ majority labels, on the 7 emotions both share (argmax over the model's first 7 outputs: "
               "a FER+ model's Contempt output is left out; faces whose FER+ majority is Contempt are left out of the "
               "FER+ (7) column), and an 8-label model also on all 8. \"Labels agree\": how often FER2013's label is "

@@ -16,6 +16,8 @@ from pathlib import Path
 from convert.pipeline import FLIP_TTA_DIR as FLIP_DIR  # where convert --flip-tta writes
 from convert.pipeline import wrapped_dir
 from device.atomic import write_bytes, write_json
+from device.paths import portable, portable_record
+from device.provenance import jsonable
 from train.registry import MODELS, normalize_weights
 
 RECORDS = Path(__file__).resolve().parents[2] / "docs" / "runs"
@@ -24,8 +26,8 @@ RECORD_FILES = ("config.json", "metadata.json", "metrics.json", "history.csv", "
                 "reproduce.json", f"{FLIP_DIR}/report.json", f"{FLIP_DIR}/bench.json",
                 *(f"{d}/{f}" for d in ENSEMBLE_DIRS for f in ("report.json", "bench.json")))
 PEER = Path("peer_fer") / "peer.json"  # scripts/peer_fer.py's output inside a runs folder
-CROSSCHECK = "ferplus_crosscheck"       # scripts/ferplus_crosscheck.py --json NAME.json inside a runs folder
-SELECTIONS = "selection"                # scripts/val_select.py --json records, beside the records folder
+CROSSCHECK = "ferplus_crosscheck"       # python -m convert crosscheck --json NAME.json inside a runs folder
+SELECTIONS = "selection"                # python -m convert select --json records, beside the records folder
 
 
 def g(d, *keys, default=None):
@@ -58,11 +60,12 @@ def recorded(doc: dict | None) -> dict:
 
 
 def shown_path(p: Path | str) -> str:
-    """``p`` relative to the working directory where it is inside it, as the commands shown use it."""
+    """``p`` relative to the working directory where it is inside it, as the commands shown use it;
+    else as a record names it (``runs/NAME``, device/paths.py)."""
     try:
         return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(p)
+        return portable(p)
 
 
 @dataclass
@@ -113,8 +116,8 @@ class Collected:
     unfinished: list[tuple[Path, dict, dict]]  # (folder, state.json, config.json) of runs still training
     peer: dict | None
     peer_path: Path | None
-    crosschecks: tuple = ()  # (path, scripts/ferplus_crosscheck.py's JSON) from every root's CROSSCHECK folder
-    selections: tuple = ()   # (path, scripts/val_select.py's JSON) beside the records folder, oldest first
+    crosschecks: tuple = ()  # (path, python -m convert crosscheck's JSON) from every root's CROSSCHECK folder
+    selections: tuple = ()   # (path, python -m convert select's JSON) beside the records folder, oldest first
 
 
 def load_run(folder: Path) -> Run:
@@ -189,6 +192,14 @@ def read_selections(records: Path) -> tuple:
     return tuple(sorted(found, key=lambda x: (recorded(x[1]).get("date") or "", x[0].name)))
 
 
+def archived_bytes(path: Path) -> bytes:
+    """A record as archived: a readable JSON one with its paths portable (an older run folder's records
+    name it by this machine's path), anything else as it is."""
+    doc = read_json(path)[0] if path.suffix == ".json" else None
+    return path.read_bytes() if doc is None else \
+        (json.dumps(portable_record(doc), indent=2, default=jsonable) + "\n").encode("utf-8")
+
+
 def archive_runs(roots: list[Path], records: Path) -> list[str]:
     """Copy each finished run's records (never a model) into ``records/NAME/``, and the peer's peer.json."""
     names = []
@@ -197,20 +208,20 @@ def archive_runs(roots: list[Path], records: Path) -> list[str]:
             dest, mtimes = records / folder.name, {}
             for rel in RECORD_FILES:
                 if (folder / rel).is_file():
-                    write_bytes(dest / rel, (folder / rel).read_bytes())
+                    write_bytes(dest / rel, archived_bytes(folder / rel))
                     mtimes[rel] = file_time(folder / rel)
                 elif (dest / rel).is_file():
                     (dest / rel).unlink()  # the run has no such file (any more): the copy would describe another
             keras = folder / "model.keras"
             mtimes["model.keras"] = file_time(keras)
-            write_json(dest / "archive.json", {"format": "ferlite-records/1", "from": shown_path(folder),
+            write_json(dest / "archive.json", {"format": "ferlite-records/1", "from": portable(folder),
                                                "mtimes": mtimes, "model_keras_bytes":
                                                keras.stat().st_size if keras.is_file() else None})
             names.append(folder.name)
         if (root / PEER).is_file():
-            write_bytes(records / PEER, (root / PEER).read_bytes())
+            write_bytes(records / PEER, archived_bytes(root / PEER))
         for check in sorted((root / CROSSCHECK).glob("*.json")):
-            write_bytes(records / CROSSCHECK / check.name, check.read_bytes())
+            write_bytes(records / CROSSCHECK / check.name, archived_bytes(check))
     return names
 
 

@@ -1,4 +1,4 @@
-"""docs/RESULTS.md's "Chosen on validation": what scripts/val_select.py recorded in docs/selection/
+"""docs/RESULTS.md's "Chosen on validation": what python -m convert select recorded in docs/selection/
 (``--json``; read by ``collect``), so the figures that chose the shipped model sit beside the test
 figures, which never chose. One row per run (its latest record) and one per selection."""
 from __future__ import annotations
@@ -56,7 +56,7 @@ def selection_section(selections, runs: list[Run]) -> list[str]:
     if not selections:
         return []
     lines = ["## Chosen on validation", "",
-             "What chose each shipped model: `python scripts/val_select.py RUN ... [--max-passes N] [--reference "
+             "What chose each shipped model: `python -m convert select RUN ... [--max-passes N] [--reference "
              "device/models/default] --json docs/selection/NAME.json` scores Keras runs, alone, with their mirror "
              "image and averaged, on the validation faces carved from Training (never the test split; one standard "
              "error is about 0.9 points on 2,850 faces). The int8 columns are each run's own conversion on its test "
