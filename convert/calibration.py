@@ -16,6 +16,7 @@ import numpy as np
 
 from device import contract
 from device.errors import InputError
+from device.paths import REPO
 from device.provenance import file_sha256
 
 DEFAULT_CALIB = 300
@@ -72,7 +73,8 @@ def resolve_data_path(cfg_data, run_dir, override=None, what: str = "training da
         raise CalibrationError("the run's config.json names no 'data' file; pass --data PATH "
                                "(int8 calibration needs the real training faces, never random data)")
     p = Path(str(cfg_data))
-    candidates = [p] if p.is_absolute() else [p, Path(run_dir) / p, Path(run_dir).parent / p]
+    candidates = [p] if p.is_absolute() else [p, Path(run_dir) / p, Path(run_dir).parent / p,
+                                              REPO / p]  # records name data relative to the repository (device/paths.py)
     for c in candidates:
         if c.is_file():
             return c

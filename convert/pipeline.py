@@ -23,6 +23,7 @@ from device.atomic import write_bytes
 from device.bench import model_latency
 from device.errors import InputError, UsageError
 from device.metadata import METADATA_NAME, read_metadata, write_metadata
+from device.paths import portable
 
 from . import calibration as cal
 from . import export as ex
@@ -257,7 +258,7 @@ def prepare_out_dir(out_dir: Path, run_dir: Path, meta: dict, flip_tta: bool, me
         (out_dir / stale).unlink(missing_ok=True)
     if flip_tta or members:  # the device needs nothing new (the averaging is inside the file); people reading it do
         write_metadata(out_dir, {**meta, **({"test_time_augmentation": "flip"} if flip_tta else {}),
-                                 **({"ensemble": [str(run_dir), *map(str, members)]} if members else {})})
+                                 **({"ensemble": [portable(run_dir), *map(portable, members)]} if members else {})})
     elif out_dir.resolve() != run_dir.resolve():
         write_bytes(out_dir / METADATA_NAME, (run_dir / METADATA_NAME).read_bytes())
 

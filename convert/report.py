@@ -16,6 +16,7 @@ from device import contract, provenance
 from device.atomic import atomic_path, write_json, write_text
 from device.interpreter import TFLiteClassifier
 from device.metadata import METADATA_NAME
+from device.paths import portable_record
 from device.metrics import agreement, evaluate
 
 FORMAT = "ferlite-convert-report/1"
@@ -313,6 +314,7 @@ def render_markdown(r: dict) -> str:
 
 def write_report(out_dir, report: dict) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
+    report = portable_record(report)  # run folders as runs/NAME: reports are committed and shipped (device/paths.py)
     md = write_text(out_dir / "report.md", render_markdown(report))
     js = write_json(out_dir / "report.json", report)  # last: its presence marks a finished conversion
     return js, md

@@ -51,13 +51,15 @@ def portable(path: str | os.PathLike) -> str:
     given = Path(path)
     if not given.is_absolute():
         return given.as_posix()
-    p = given.resolve()
     beside = [(REPO.parent, Path(".."))] if REPO.parent != Path(REPO.anchor) else []  # never "../" of the whole disk
-    for root, prefix in ((runs_root().resolve(), Path(RUNS_PREFIX)), (REPO, Path()), *beside):
-        try:
-            return (prefix / p.relative_to(root)).as_posix()
-        except ValueError:
-            pass
+    roots = ((Path(os.path.abspath(runs_root())), Path(RUNS_PREFIX)), (runs_root().resolve(), Path(RUNS_PREFIX)),
+             (REPO, Path()), *beside)
+    for p in (Path(os.path.abspath(given)), given.resolve()):  # as named (a venv's python is a link), then real
+        for root, prefix in roots:
+            try:
+                return (prefix / p.relative_to(root)).as_posix()
+            except ValueError:
+                pass
     return given.as_posix()
 
 

@@ -16,6 +16,8 @@ import sys
 from importlib import metadata as _md
 from pathlib import Path
 
+from .paths import portable_record  # records name runs as runs/NAME, never this machine's own paths
+
 PACKAGES = ("numpy", "opencv-python-headless", "click", "ai-edge-litert", "tflite-runtime",
             "tensorflow", "tensorflow-cpu", "keras", "jax", "torch")
 
@@ -72,9 +74,9 @@ def command_line(prog: str, argv=None) -> str:
 def record(prog: str, argv=None, options=None) -> dict:
     """The provenance block every stage stores: command, argv, options, versions, machine, date."""
     args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    return {"command": command_line(prog, args), "argv": args, "cwd": os.getcwd(),
-            "options": jsonable(options or {}), "versions": versions(), "machine": machine_info(),
-            "date": now_iso()}
+    ran = portable_record({"command": command_line(prog, args), "argv": args, "cwd": os.getcwd(),
+                           "options": jsonable(options or {})})
+    return {**ran, "versions": versions(), "machine": machine_info(), "date": now_iso()}
 
 
 def jsonable(o):

@@ -35,6 +35,7 @@ from device.contract import as_batch
 from device.errors import InputError
 from device.interpreter import TFLiteClassifier
 from device.metadata import read_metadata
+from device.paths import portable
 from device.provenance import file_sha256
 
 from . import layers  # noqa: F401  (registers the custom layers a teacher's model.keras holds)
@@ -71,13 +72,15 @@ def check_unchanged(saved_config: Path, prints: dict) -> None:
     """On --resume: the teacher files are the ones the run started with, or its targets would change
     mid-run (device/models/default is replaced whenever a better default ships)."""
     try:
-        before = {t["path"]: t["sha256"] for t in json.loads(saved_config.read_text()).get("teacher_files", [])}
+        before = {portable(t["path"]): t["sha256"]  # an old record's absolute path, a new one's runs/NAME
+                  for t in json.loads(saved_config.read_text()).get("teacher_files", [])}
     except (OSError, ValueError, KeyError, TypeError):
         return  # a run older than teacher_files: nothing to compare
     for t in prints.get("teacher_files", []):
-        if t["path"] in before and before[t["path"]] != t["sha256"]:
+        was = before.get(portable(t["path"]))
+        if was is not None and was != t["sha256"]:
             raise ConfigError(f"cannot resume {saved_config.parent}: --teacher {t['path']} changed since the run "
-                              f"started (sha256 {before[t['path']][:12]}..., now {t['sha256'][:12]}...); "
+                              f"started (sha256 {was[:12]}..., now {t['sha256'][:12]}...); "
                               "its targets would change mid-run: give the file it started with")
 
 

@@ -26,6 +26,7 @@ from device.atomic import atomic_path, write_json
 from device.contract import as_batch
 from device.metadata import make_metadata, write_metadata
 from device.metrics import evaluate
+from device.paths import portable_record
 
 from . import report
 from .cache import FeatureBatches, cache_split
@@ -71,8 +72,8 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     print(split.summary())
     if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
-    write_json(out / "config.json",
-               {**cfg.to_dict(), **_provenance(out, cfg, provenance), **taught_by})
+    write_json(out / "config.json",  # run folders as runs/NAME: the records are committed (device/paths.py)
+               portable_record({**cfg.to_dict(), **_provenance(out, cfg, provenance), **taught_by}))
 
     n_classes = len(LABEL_SETS[cfg.labels])
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.
@@ -143,7 +144,8 @@ def _prepare_folder(out: Path, cfg: TrainConfig) -> dict:
     saved_cfg = out / "config.json"
     if saved_cfg.exists():
         saved = json.loads(saved_cfg.read_text())
-        diff = [k for k in RESUME_KEYS if saved.get(k, DEFAULTS.get(k)) != cfg.to_dict().get(k)]  # older runs lack newer keys
+        diff = [k for k in RESUME_KEYS  # older runs lack newer keys; a path is compared as a record holds it
+                if portable_record(saved.get(k, DEFAULTS.get(k))) != portable_record(cfg.to_dict().get(k))]
         if diff:
             raise ConfigError(f"cannot resume {out}: {', '.join(f'{k} was {saved.get(k)!r}' for k in diff)}")
     state_file = out / "state.json"
@@ -361,7 +363,7 @@ def _finish(cfg, out, ds, split, state, history, fp=None) -> Path:
     label_info = {} if fp is None else {
         "ferplus": cfg.ferplus, "ferplus_sha256": fp.votes.sha256, "label_scheme": cfg.label_scheme,
         "ferplus_split": FERPLUS_SPLITS.get(split.test_name), "left_out": fp.dropped}
-    write_metadata(out, make_metadata(cfg.model, labels=names, data={**data_info, **label_info},
+    write_metadata(out, make_metadata(cfg.model, labels=names, data=portable_record({**data_info, **label_info}),
                                       params=int(model.count_params()), val_accuracy=state["best_val_accuracy"],
                                       test_accuracy=test["accuracy"]))
     metrics = {**{k: v for k, v in test.items() if k != "probs"}, "split": split.test_name,

@@ -10,6 +10,7 @@ import pytest
 from device.contract import LABELS
 from device.interpreter import TFLiteClassifier
 from device.metrics import agreement, evaluate
+from device.paths import portable, portable_record, portable_text
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +30,13 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
     res = run_cli(*argv)
     assert res.exit_code == 0, res.stderr
     r = json.loads(out.read_text())
-    # what ran, as typed: the command after the program name, and the options it resolved to
+    # what ran, as typed (paths as records hold them: device/paths.py), and the options it resolved to
     prov = r.pop("provenance")
-    assert prov["argv"] == argv[1:] and prov["command"] == "python device/run.py bench " + shlex.join(argv[1:])
+    assert prov["argv"] == portable_record(argv[1:])
+    assert prov["command"] == portable_text("python device/run.py bench " + shlex.join(argv[1:]))
     assert prov["options"]["threads"] == [1, 2] and prov["options"]["runs"] == 20
     assert {"versions", "machine", "date", "cwd"} <= set(prov)
-    assert r["faces"] == {"path": str(eval_faces), "n": 120, "split": "sample"}
+    assert r["faces"] == {"path": portable(eval_faces), "n": 120, "split": "sample"}
     # the same scoring as device.metrics, face for face
     faces, labels = sample_faces
     probs = {}

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from device.metadata import read_metadata  # noqa: E402
+from device.paths import portable_record, portable_text  # noqa: E402
 from device.provenance import record  # noqa: E402
 from train.config import ConfigError, resolve  # noqa: E402
 from train.data import load_fer2013, make_split  # noqa: E402
@@ -129,7 +130,8 @@ def test_cli_smoke(sample_csv, tmp_path):
     assert cfg["lr"] == 1e-4 and cfg["class_weights"] == "paper" and cfg["epochs"] == 1
     # what ran, as typed, and the config it resolved to
     prov = cfg.pop("provenance")
-    assert prov["command"] == "python -m train " + shlex.join(args) and prov["argv"] == args
+    assert prov["command"] == portable_text("python -m train " + shlex.join(args))  # paths as records hold them
+    assert prov["argv"] == portable_record(args)
     assert prov["options"] == cfg and {"versions", "machine", "date", "cwd"} <= set(prov)
 
 
