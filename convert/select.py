@@ -164,8 +164,9 @@ def main(opt: argparse.Namespace) -> int:
             r.pop("correct")  # per face: used above, not kept
         if opt.json:
             from device.atomic import write_json
-            write_json(opt.json, {"rows": rows, "best": best["candidate"], "max_passes": opt.max_passes,
-                                  "references": refs, "provenance": record(PROG, sys.argv[1:], vars(opt))})
+            from device.paths import portable_record  # committed in docs/selection: runs as runs/NAME
+            write_json(opt.json, portable_record({"rows": rows, "best": best["candidate"], "max_passes": opt.max_passes,
+                                                  "references": refs, "provenance": record(PROG, sys.argv[1:], vars(opt))}))
     return guarded(go)
 
 

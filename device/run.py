@@ -50,6 +50,7 @@ from device.stderr import quiet_native_stderr
 from device.loop import Loop
 from device.modes import DRIVER_ALERT_LABELS, DriverMonitor, KioskAggregator, NoMode
 from device.overlay import PreviewSink, VideoSink
+from device.paths import portable_record
 from device.provenance import record
 from device.sources import Source, open_source
 from device.telemetry.config import MqttConfig
@@ -356,7 +357,7 @@ def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, 
     click.echo(format_header(prov))  # so a pasted table says what ran where (README, "Pi speed")
     click.echo(format_table(result))
     if json_path:
-        write_json(json_path, {**result, "provenance": prov})
+        write_json(json_path, portable_record({**result, "provenance": prov}))  # runs as runs/NAME (device/paths.py)
         click.echo(f"wrote {json_path}", err=True)
 
 
