@@ -1,4 +1,5 @@
-"""``python -m convert RUN_DIR [--int8] [--float16] [--dynamic] ...``: click parsing -> ``pipeline.run``.
+"""``python -m convert RUN_DIR [--int8] [--float16] [--dynamic] ...``: click parsing -> ``pipeline.run``;
+``python -m convert select | soup | recover | crosscheck | field ...``: the commands of the modules so named.
 
 Exit codes: the one table in ``device/errors.py`` (README, "Exit codes"); the ``--max-drop``
 gate failing is 5, after the report is written.
@@ -7,18 +8,20 @@ from __future__ import annotations
 
 import click
 
-from device.errors import EXIT_FAILED, GateFailed, exit_with, run_click
+from device.errors import EXIT_FAILED, GateFailed, commands_epilog, exit_with, run_commands
 from device.provenance import record
 
 from . import calibration as cal
-from . import pipeline
+from . import crosscheck, field_bench, pipeline, recover, select, ship, soup
+from .results import cli as results_cli
 from . import report as rep
 
 PROG = "python -m convert"
+SUBCOMMANDS = {"select": select.cli, "soup": soup.cli, "recover": recover.cli, "crosscheck": crosscheck.cli,
+               "field": field_bench.cli, "ship": ship.cli, "results": results_cli.cli}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=commands_epilog(PROG, SUBCOMMANDS))
 @click.argument("run_dir")
 @click.option("--int8", "int8", is_flag=True, help="Full-integer int8 model (int8 input and output).")
 @click.option("--float16", is_flag=True, help="Also a float16-weights model.")
@@ -60,7 +63,8 @@ def command(ctx, quiet, **options):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one ``error: ...`` line and the exit code of device/errors.py's table."""
-    return run_click(command, argv, prog_name=PROG, interrupted=EXIT_FAILED, interrupted_message="interrupted")
+    return run_commands(command, SUBCOMMANDS, argv, prog_name=PROG, interrupted=EXIT_FAILED,
+                        interrupted_message="interrupted")
 
 
 if __name__ == "__main__":

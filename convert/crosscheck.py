@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Score a model against both label sources, FER2013's one label per face and FER+'s majority vote,
 on the same faces, so a reader sees what the label source changes.
 
-    python scripts/ferplus_crosscheck.py --model device/models/default/model_int8.tflite \\
+    python -m convert crosscheck --model device/models/default/model_int8.tflite \\
         --data ../shared/data/fer2013/fer2013.csv.gz --json docs/runs/ferplus_crosscheck/default_int8.json
 
 The faces: the rows of one split (``--usage``, default PublicTest = FER+'s FER2013Valid) that FER+
@@ -21,41 +20,26 @@ LiteRT interpreter (the device runtime), not TensorFlow. Bad input: one ``error:
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+import click
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from device.provenance import file_sha256  # noqa: E402
-from device.atomic import write_json  # noqa: E402
-from device.contract import LABELS  # noqa: E402
-from device.errors import InputError, guarded  # noqa: E402
-from device.interpreter import TFLiteClassifier  # noqa: E402
-from device.stderr import quiet_native_stderr  # noqa: E402
-from device.metrics import evaluate  # noqa: E402
-from device.provenance import record  # noqa: E402
-from train.data import USAGES, load_fer2013  # noqa: E402
-from train.ferplus import (FERPLUS_SPLITS, LABELS as FERPLUS_LABELS, default_votes_path, majority_labels,  # noqa: E402
-                           not_face, read_votes)
+from device.atomic import write_json
+from device.contract import LABELS
+from device.errors import InputError
+from device.interpreter import TFLiteClassifier
+from device.metrics import evaluate
+from device.provenance import file_sha256, record
+from device.stderr import quiet_native_stderr
+from train.data import USAGES, load_fer2013
+from train.ferplus import (FERPLUS_SPLITS, LABELS as FERPLUS_LABELS, default_votes_path, majority_labels, not_face,
+                           read_votes)
 
-PROG = "python scripts/ferplus_crosscheck.py"
+PROG = "python -m convert crosscheck"
 FORMAT = "ferlite-ferplus-crosscheck/1"
 SHARED = len(LABELS)  # FER2013's 7 = the first 7 of FER+'s 8 (train/ferplus.py: why that order)
 CONTEMPT = FERPLUS_LABELS.index("Contempt")
-
-
-def parse_opt(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help=".tflite model with its metadata.json beside it")
-    ap.add_argument("--data", required=True, help="FER2013 .csv / .csv.gz (the file the votes are aligned with)")
-    ap.add_argument("--ferplus", help="FER+ votes file (default: ferplus_labels.csv beside --data or in ../ferplus)")
-    ap.add_argument("--usage", choices=USAGES, default="PublicTest", help="the split scored (default PublicTest)")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", type=Path, help="write the figures and what ran here")
-    return ap.parse_args(argv)
 
 
 def shared_scores(probs: np.ndarray, labels: np.ndarray, n_classes: int = SHARED) -> dict:
@@ -120,19 +104,20 @@ def summary(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(opt: argparse.Namespace, argv=None) -> None:
-    result = crosscheck(opt.model, opt.data, opt.ferplus, opt.usage, opt.threads)
-    result["provenance"] = record(PROG, argv, vars(opt))
-    print(summary(result))
-    if opt.json:
-        write_json(opt.json, result)
-        print(f"wrote {opt.json}")
-
-
-def main(argv=None) -> int:
-    opt = parse_opt(argv)
-    return guarded(lambda: run(opt, argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", required=True, help=".tflite model with its metadata.json beside it.")
+@click.option("--data", required=True, help="FER2013 .csv / .csv.gz (the file the votes are aligned with).")
+@click.option("--ferplus", help="FER+ votes file [default: ferplus_labels.csv beside --data or in ../ferplus].")
+@click.option("--usage", type=click.Choice(USAGES), default="PublicTest", show_default=True, help="The split scored.")
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures and what ran here.")
+@click.pass_context
+def cli(ctx, model, data, ferplus, usage, threads, json_path):
+    """Score a model against FER2013's labels and FER+'s majority votes on the same faces."""
+    result = crosscheck(model, data, ferplus, usage, threads)
+    result["provenance"] = record(PROG, ctx.obj, ctx.params)
+    click.echo(summary(result))
+    if json_path:
+        write_json(json_path, result)
+        click.echo(f"wrote {json_path}")

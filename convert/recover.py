@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Rebuild a Keras run folder from a converted model whose run folder is gone (e.g. the shipped default).
 
-    python scripts/recover_keras.py device/models/default --out /root/ferlite-runs/default-keras
+    python -m convert recover device/models/default --out runs/default-keras
 
 Why: a converted file can teach (``train --teacher``), but an ensemble member (``convert --member``)
 or a starting point (``train --init-from``) must be a run folder with ``model.keras``. The file holds
@@ -22,31 +21,19 @@ Plain convolutional networks only (vanilla_cnn, vgg_cnn, vgg_cnn_wide): one kern
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 
+import click
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-PROG = "python scripts/recover_keras.py"
+PROG = "python -m convert recover"
 # int8 activations round differently from float ones: the shipped default's top label changes on 0.5% of
 # the faces, a barely trained net's (flat probabilities) on a few %; a wrong mapping reads near chance
 MIN_AGREEMENT = 0.90
-BN_FACES = 4096  # training faces whose activations set each BatchNormalization's statistics
+# training faces whose activations set each BatchNormalization's statistics (here and in soup.py):
+# enough for each channel's mean and variance, a few seconds per layer
+BN_FACES = 4096
 WEIGHTED_OPS = ("CONV_2D", "FULLY_CONNECTED")
-
-
-def parse_opt(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="a converted .tflite file (metadata.json beside it) or its folder (its float32 "
-                    "file if there, else its int8 one, as train --teacher reads a folder)")
-    ap.add_argument("--out", required=True, help="the new run folder (must not exist yet)")
-    ap.add_argument("--data", help="the model's data file, if it moved since training")
-    return ap.parse_args(argv)
 
 
 def dequantize(detail: dict, value: np.ndarray) -> np.ndarray:
@@ -117,7 +104,13 @@ def calibrate_batchnorm(model, faces: np.ndarray) -> None:
         norm.set_weights([np.sqrt(var + norm.epsilon), mean + bias, mean, var])
 
 
-def recover(model_arg: str, out: Path, data: str | None) -> dict:
+def batchnorm_faces(rd) -> np.ndarray:
+    """BN_FACES shuffled training faces of a run's data (``calibration.load_run_data``), preprocessed."""
+    from convert import calibration as cal
+    return cal.preprocess(rd.faces[np.random.default_rng(0).permutation(rd.train)[:BN_FACES]])
+
+
+def recover(model_arg: str, out: Path, data: str | None, provenance: dict | None = None) -> dict:
     from convert import calibration as cal
     from convert import quiet_tensorflow
     quiet_tensorflow()  # TF's C++ import banner would bury the one line this prints
@@ -147,7 +140,7 @@ def recover(model_arg: str, out: Path, data: str | None) -> dict:
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{tflite}: cannot rebuild it as Keras ({e})") from None
     rd = cal.load_run_data(tflite.parent, cfg, meta, data)
-    calibrate_batchnorm(model, cal.preprocess(rd.faces[np.random.default_rng(0).permutation(rd.train)[:BN_FACES]]))
+    calibrate_batchnorm(model, batchnorm_faces(rd))
     faces, truth = cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val]
     flip = meta.get("test_time_augmentation") == "flip"
     rebuilt = evaluate(keras_predict(averaged([model], flip)), faces, truth, class_names=meta["labels"])
@@ -158,41 +151,41 @@ def recover(model_arg: str, out: Path, data: str | None) -> dict:
     if agreement < MIN_AGREEMENT:
         raise InputError(f"{tflite}: the rebuilt model agrees with the file on only {agreement:.1%} of the "
                          f"validation faces (needs {MIN_AGREEMENT:.0%}): nothing written")
-    write_run(out, model, {**meta, "recovered_from": cfg["recovered_from"]}, {**cfg, "recovery_check": check}, PROG)
+    write_run(out, model, {**meta, "recovered_from": cfg["recovered_from"]}, {**cfg, "recovery_check": check},
+              provenance or {})
     return check
 
 
-def write_run(out: Path, model, meta: dict, cfg: dict, prog: str) -> None:
+def write_run(out: Path, model, meta: dict, cfg: dict, provenance: dict) -> None:
     """model.keras, metadata.json (without the mirror: the network is one pass) and config.json (with the
     command that made it), written into a scratch folder renamed to ``out`` at the end: a failure leaves
-    no half run folder. scripts/soup.py writes its run folders with it too."""
+    no half run folder. soup.py writes its run folders with it too."""
     import shutil
 
     from device.atomic import write_json
     from device.metadata import write_metadata
-    from device.provenance import record
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         model.save(tmp / "model.keras")
         write_metadata(tmp, {k: v for k, v in meta.items() if k != "test_time_augmentation"})
-        write_json(tmp / "config.json", {**cfg, "provenance": record(prog, sys.argv[1:], {})})
+        write_json(tmp / "config.json", {**cfg, "provenance": provenance})
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main(opt: argparse.Namespace) -> int:
-    from device.errors import guarded
-
-    def go():
-        c = recover(opt.model, Path(opt.out), opt.data)
-        print(f"wrote {opt.out}: the rebuilt model agrees with the file on {c['agreement']:.2%} of "
-              f"{c['val_faces']} validation faces (accuracy {c['val_accuracy_keras']:.2%} Keras, "
-              f"{c['val_accuracy_file']:.2%} the file{', both with the mirror average' if c['mirror_average'] else ''})")
-    return guarded(go)
-
-
-if __name__ == "__main__":
-    sys.exit(main(parse_opt()))
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The new run folder (must not exist yet).")
+@click.option("--data", help="The model's data file, if it moved since training.")
+@click.pass_context
+def cli(ctx, model, out, data):
+    """Rebuild a Keras run folder from MODEL: a converted .tflite file (metadata.json beside it) or its folder
+    (its float32 file if there, else its int8 one, as train --teacher reads a folder)."""
+    from device.provenance import record
+    c = recover(model, out, data, record(PROG, ctx.obj, ctx.params))
+    click.echo(f"wrote {out}: the rebuilt model agrees with the file on {c['agreement']:.2%} of "
+               f"{c['val_faces']} validation faces (accuracy {c['val_accuracy_keras']:.2%} Keras, "
+               f"{c['val_accuracy_file']:.2%} the file{', both with the mirror average' if c['mirror_average'] else ''})")

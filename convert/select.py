@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Choose what to ship on the validation faces, never on the test split: each run alone, with the
 mirror image, and the runs' ensemble, scored on the first run's validation faces.
 
-    python scripts/val_select.py RUN [RUN2 ...] [--reference device/models/default] [--json out.json]
+    python -m convert select RUN [RUN2 ...] [--reference device/models/default] [--json out.json]
 
 The runs must share labels, data and split (``convert --member``'s rule), so the validation faces
 are none of theirs' training faces. Keras models, the one shared ``device.metrics.evaluate``; the
@@ -17,29 +16,13 @@ is noise.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import click
 
-PROG = "python scripts/val_select.py"
-
-
-def parse_opt(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="finished training run folders (the first one's split is used)")
-    ap.add_argument("--data", help="the runs' data file, if it moved since training")
-    ap.add_argument("--max-passes", type=int, help="only candidates with at most this many model passes per face "
-                    "can be the best (e.g. the shipped default's passes)")
-    ap.add_argument("--reference", action="append", default=[], metavar="MODEL",
-                    help="a converted model (e.g. device/models/default) scored on the same faces, never chosen")
-    ap.add_argument("--json", help="write the rows here, with the command that made them")
-    return ap.parse_args(argv)
+PROG = "python -m convert select"
 
 
 def candidates(n: int) -> list[tuple[str, tuple[int, ...], bool]]:
@@ -141,34 +124,34 @@ def reference_line(r: dict, best: dict) -> str:
             + (f"; against the first reference: {pair_text(first, 'this', 'that')}" if first else ""))
 
 
-def main(opt: argparse.Namespace) -> int:
-    from device.errors import UsageError, guarded
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--data", help="The runs' data file, if it moved since training.")
+@click.option("--max-passes", type=click.IntRange(min=1), help="Only candidates with at most this many model passes "
+              "per face can be the best (e.g. the shipped default's passes).")
+@click.option("--reference", "references", multiple=True, metavar="MODEL",
+              help="A converted model (e.g. device/models/default) scored on the same faces, never chosen.")
+@click.option("--json", "json_path", help="Write the rows here, with the command that made them.")
+@click.pass_context
+def cli(ctx, runs, data, max_passes, references, json_path):
+    """Score every candidate (each run, its mirror average, every ensemble) on the first run's validation faces."""
     from device.provenance import record
-
-    def go():
-        if opt.max_passes is not None and opt.max_passes < 1:
-            raise UsageError(f"--max-passes must be at least 1, got {opt.max_passes}")
-        rows, refs = select(opt.runs, opt.data, opt.reference)
-        allowed = [r for r in rows if opt.max_passes is None or r["passes_per_face"] <= opt.max_passes]
-        best = max(allowed, key=lambda r: r["val_accuracy"])
-        print(f"{'candidate':26s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")
-        for r in rows:
-            print(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
-                  f"{r['passes_per_face']:6d}" + ("   <- best on validation" if r is best else ""))
-        for i, r in enumerate(refs):
-            r["best_vs_this"] = paired(best["correct"], r["correct"])
-            r["this_vs_first_reference"] = paired(r["correct"], refs[0]["correct"]) if i else None
-            print(reference_line(r, best))
-        print(f"validation faces: {rows[0]['n']} (carved from Training; the test split is not used)")
-        for r in rows + refs:
-            r.pop("correct")  # per face: used above, not kept
-        if opt.json:
-            from device.atomic import write_json
-            from device.paths import portable_record  # committed in docs/selection: runs as runs/NAME
-            write_json(opt.json, portable_record({"rows": rows, "best": best["candidate"], "max_passes": opt.max_passes,
-                                                  "references": refs, "provenance": record(PROG, sys.argv[1:], vars(opt))}))
-    return guarded(go)
-
-
-if __name__ == "__main__":
-    sys.exit(main(parse_opt()))
+    rows, refs = select(list(runs), data, references)
+    allowed = [r for r in rows if max_passes is None or r["passes_per_face"] <= max_passes]
+    best = max(allowed, key=lambda r: r["val_accuracy"])
+    click.echo(f"{'candidate':26s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")
+    for r in rows:
+        click.echo(f"{r['candidate']:26s} {100 * r['val_accuracy']:7.2f}% {100 * r['val_macro_f1']:7.2f}% "
+                   f"{r['passes_per_face']:6d}" + ("   <- best on validation" if r is best else ""))
+    for i, r in enumerate(refs):
+        r["best_vs_this"] = paired(best["correct"], r["correct"])
+        r["this_vs_first_reference"] = paired(r["correct"], refs[0]["correct"]) if i else None
+        click.echo(reference_line(r, best))
+    click.echo(f"validation faces: {rows[0]['n']} (carved from Training; the test split is not used)")
+    for r in rows + refs:
+        r.pop("correct")  # per face: used above, not kept
+    if json_path:
+        from device.atomic import write_json
+        from device.paths import portable_record  # committed in docs/selection: runs as runs/NAME
+        write_json(json_path, portable_record({"rows": rows, "best": best["candidate"], "max_passes": max_passes,
+                                               "references": refs, "provenance": record(PROG, ctx.obj, ctx.params)}))

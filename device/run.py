@@ -7,6 +7,7 @@
     python device/run.py bench --float model_float32.tflite --int8 model_int8.tflite \\
         --faces eval_faces.npz --video clip.mp4 --threads 1,2,4 --json bench.json
     python device/run.py bench --int8 device/models/default/model_int8.tflite --video clip.mp4
+    python device/run.py fetch-models   # BlazeFace's model files, when they are missing
 
 Output: JSON Lines on stdout (or --log FILE): a ``start`` record, one ``frame`` record per
 processed frame, ``event`` records (driver: absent / alert start and end; kiosk: aggregate),
@@ -26,9 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from device.atomic import write_json
 from device.bench import format_header, format_table, run_bench
 from device.detect import DEFAULT_DETECTOR, DETECTORS, STILLS_DETECTOR, IoUTracker, make_detector
 from device.errors import InputError, UsageError, exit_with, run_click
+from device.fetch import cli as fetch_models
 from device.interpreter import TFLiteClassifier
 from device.log import DEFAULT_KEEP, JsonlWriter, dumps, is_stdout
 from device.stderr import quiet_native_stderr
@@ -52,6 +52,7 @@ from device.modes import DRIVER_ALERT_LABELS, DriverMonitor, KioskAggregator, No
 from device.overlay import PreviewSink, VideoSink
 from device.paths import portable_record
 from device.provenance import record
+from device.signals import stop_on_signals
 from device.sources import Source, open_source
 from device.telemetry.config import MqttConfig
 from device.telemetry.options import mqtt_options, pop_mqtt_config
@@ -153,27 +154,6 @@ def parse_threads(ctx, param, value):
     return out
 
 
-class StopFlag(threading.Event):
-    """Set by SIGINT / SIGTERM; the loop finishes the current frame, writes its summary and exits 0."""
-    reason = None
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-    """SIGINT / SIGTERM set the yielded ``StopFlag`` instead of killing the process; restored on exit."""
-    stop = StopFlag()
-
-    def handler(signum, frame):
-        stop.reason = signal.Signals(signum).name
-        stop.set()
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-
-
 def load_classifier(opts: RunOptions) -> tuple[TFLiteClassifier, Path]:
     path = resolve_model(opts.model)
     with quiet_native_stderr():  # LiteRT's INFO lines; errors still come back as exceptions
@@ -228,7 +208,7 @@ def run_loop(opts: RunOptions) -> dict:
         width = detect_width(opts, src)
         name = detector_name(opts, src)
         detector = make_detector(name, detect_width=width, min_size=opts.min_face, cascade=opts.cascade,
-                                 threads=opts.threads)  # a missing BlazeFace model names its fetch script
+                                 threads=opts.threads)  # a missing BlazeFace model names its fetch command
         stop = stack.enter_context(stop_on_signals())
         video = stack.enter_context(contextlib.closing(VideoSink(opts.save_video, src.fps or 15.0))) \
             if opts.save_video else None
@@ -272,7 +252,7 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
 @click.option("--detector", type=click.Choice(DETECTORS),
               help="Face detector: blazeface (MediaPipe, faces within ~2 m), blazeface-full (~5 m), haar (OpenCV "
                    f"cascade, small far faces) [default: {DEFAULT_DETECTOR}; {STILLS_DETECTOR} for still images]. "
-                   "BlazeFace models: python scripts/fetch_blazeface.py.")
+                   "BlazeFace models: python device/run.py fetch-models.")
 @click.option("--detect-width", type=click.IntRange(0),
               help="haar: detect faces on a copy of the frame shrunk to this width (0: full size) "
                    f"[default: {DETECT_WIDTH}; {STILLS_DETECT_WIDTH} for still images].")
@@ -359,6 +339,9 @@ def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, 
     if json_path:
         write_json(json_path, portable_record({**result, "provenance": prov}))  # runs as runs/NAME (device/paths.py)
         click.echo(f"wrote {json_path}", err=True)
+
+
+cli.add_command(fetch_models, "fetch-models")
 
 
 def bench_argv(ctx) -> list[str]:

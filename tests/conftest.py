@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FERLITE_SHARED", ROOT.parent / "shared"))
-FER_DIR = SHARED / "data" / "fer2013"
-FACES_DIR = SHARED / "data" / "faces"
+from device.paths import shared_data
+
+FER_DIR = shared_data("fer2013")
+FACES_DIR = shared_data("faces")
 
 
 def _require(path: Path) -> Path:
@@ -44,7 +44,7 @@ def faces_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ferplus_csv() -> Path:
-    return _require(SHARED / "data" / "ferplus" / "ferplus_labels.csv")
+    return _require(shared_data("ferplus", "ferplus_labels.csv"))
 
 
 @pytest.fixture(scope="session")

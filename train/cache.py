@@ -4,7 +4,7 @@ With the backbone frozen (and BatchNorm in inference mode) it is a fixed functio
 phase-1 epoch does not need to run it again: we store its outputs for K views of every
 training face (view 0 plain, views 1.. augmented) and for the val faces, as float16 .npy
 files in ``<run>/cache/`` (memory-mapped, so they need not fit in RAM, and kept so --resume
-reuses them). Each epoch draws one view per face. See scripts/bench_feature_cache.py.
+reuses them). Each epoch draws one view per face. See python -m train bench --feature-cache.
 """
 from __future__ import annotations
 

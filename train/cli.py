@@ -1,4 +1,6 @@
 """``python -m train``: flags -> TrainConfig -> train_run. Errors become one ``error: ...`` line.
+``python -m train bench | pack | unpack | teacher-cache | stage-teacher-cache ...``: the commands of
+train/bench.py, train/pack.py and train/teacher_cache.py.
 
 Exit codes: the one table in ``device/errors.py`` (README, "Exit codes"); Ctrl-C is 130, with the
 finished epochs saved for ``--resume``.
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from device.errors import EXIT_INTERRUPTED, InputError, exit_with, run_click
+from device.errors import EXIT_INTERRUPTED, InputError, commands_epilog, exit_with, run_commands
 from device.provenance import record
 from device.stderr import captured_stderr
 
@@ -19,13 +21,15 @@ from .config import (AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, 
                      SPLITS, resolve)
 from .data import DataError
 from .ferplus import DEFAULT_FOLDERS, DEFAULT_NAMES, SCHEMES, FerplusError, default_votes_path
+from . import bench, pack, teacher_cache
 from .registry import MODEL_NAMES, normalize_weights
 
 PROG = "python -m train"
+SUBCOMMANDS = {"bench": bench.cli, "pack": pack.pack, "unpack": pack.unpack, "teacher-cache": teacher_cache.make,
+               "stage-teacher-cache": teacher_cache.stage_cli}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=commands_epilog(PROG, SUBCOMMANDS))
 @click.option("--data", required=True, help="FER2013 .csv / .csv.gz, or an image folder (train/<class>/*.png).")
 @click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
               help="Network (default vanilla_cnn; vgg_cnn with --preset best).")
@@ -49,8 +53,8 @@ PROG = "python -m train"
                    "field: crop, rotation and a random worse camera (blur, small face, dark, washed out, noise).")
 @click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
-              help="mixed_bfloat16: bf16 math with float32 weights, ~1.4x faster on CPUs with AMX (scripts/"
-                   "bench_train_speed.py --precision); model.keras is saved in float32 either way.")
+              help="mixed_bfloat16: bf16 math with float32 weights, ~1.4x faster on CPUs with AMX (python -m train "
+                   "bench --precision); model.keras is saved in float32 either way.")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)
 @click.option("--seed", type=int, default=None, help="Seeds the split (and the weights, unless --init-seed).")
@@ -131,8 +135,8 @@ def _default_votes(data: str) -> str:
 
 def run(argv=None) -> int:
     """Entry point: one ``error: ...`` line and the exit code of device/errors.py's table."""
-    return run_click(main, argv, prog_name=PROG, interrupted=EXIT_INTERRUPTED,
-                     interrupted_message="interrupted; finished epochs are saved, continue with --resume")
+    return run_commands(main, SUBCOMMANDS, argv, prog_name=PROG, interrupted=EXIT_INTERRUPTED,
+                        interrupted_message="interrupted; finished epochs are saved, continue with --resume")
 
 
 if __name__ == "__main__":

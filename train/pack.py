@@ -1,7 +1,7 @@
 """Carry a FER2013 ``.csv.gz`` somewhere its own bytes do not fit, and rebuild it there byte for byte.
 
-    python scripts/fer2013_pack.py pack   ../shared/data/fer2013/fer2013.csv.gz .gpu/data
-    python scripts/fer2013_pack.py unpack .gpu/data ../shared/data/fer2013/fer2013.csv.gz
+    python -m train pack   ../shared/data/fer2013/fer2013.csv.gz .gpu/data
+    python -m train unpack .gpu/data ../shared/data/fer2013/fer2013.csv.gz
 
 Why: a lent GPU machine takes at most 64 MiB of files per call, and our fer2013.csv.gz is 84.6 MB. The
 faces compress to about 50 MB with LZMA after a vertical delta filter (each pixel minus the one above
@@ -11,7 +11,7 @@ teachers or paired with runs trained here. ``unpack`` refuses to write a file wh
 
 Works for any Kaggle-format file, PrivateTest rows included, whose text is ``emotion,pixels,Usage``
 rows with single spaces between plain numbers; ``pack`` checks that its rebuild is exact before it writes.
-numpy and the standard library only (the GPU machine has no OpenCV guarantee).
+numpy, click and the standard library only.
 """
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ import gzip
 import hashlib
 import json
 import lzma
-import sys
 import zlib
 from pathlib import Path
 
 import click
 import numpy as np
+
+from device.errors import InputError
 
 FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 48},  # 48 bytes back: the pixel above, in a 48-pixel row
            {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
@@ -32,8 +33,8 @@ FACES, ROWS = "faces.xz", "rows.json.gz"
 GZIP_LEVEL, GZIP_MEMLEVEL = 9, 8  # zlib's deflate at these settings made our file (checked by pack)
 
 
-class PackError(Exception):
-    pass
+class PackError(InputError):
+    """A file this cannot pack, or a pack it cannot rebuild: nothing is written."""
 
 
 def parse(text: bytes) -> tuple[bytes, np.ndarray, list[int], list[str]]:
@@ -68,15 +69,11 @@ def gzip_bytes(gz_header: bytes, text: bytes) -> bytes:
     return gz_header + deflate(text) + trailer
 
 
-@click.group()
-def main():
-    """Pack a FER2013 .csv.gz into compressed faces + rows, or rebuild it exactly."""
-
-
-@main.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def pack(src: Path, folder: Path):
+    """Pack a FER2013 .csv.gz into FOLDER: LZMA-compressed faces and the rows (python -m train unpack rebuilds it)."""
     raw = src.read_bytes()
     if raw[:2] != b"\x1f\x8b" or raw[3] != 0:
         raise PackError(f"{src}: not a plain gzip file (no name or extra fields in its header)")
@@ -94,15 +91,19 @@ def pack(src: Path, folder: Path):
     (folder / ROWS).write_bytes(gzip.compress(json.dumps({
         "sha256": hashlib.sha256(raw).hexdigest(), "gzip_header": raw[:10].hex(), "header": header.decode(),
         "emotions": emotions, "usages": usages}).encode()))
-    print(f"{src} ({len(raw)} bytes) -> {folder}: {(folder / FACES).stat().st_size} bytes of faces")
+    click.echo(f"{src} ({len(raw)} bytes) -> {folder}: {(folder / FACES).stat().st_size} bytes of faces")
 
 
-@main.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
 def unpack(folder: Path, dst: Path):
-    rows = json.loads(gzip.decompress((folder / ROWS).read_bytes()))
-    faces = np.frombuffer(lzma.decompress((folder / FACES).read_bytes()), np.uint8).reshape(-1, 2304)
+    """Rebuild the packed FER2013 .csv.gz in FOLDER as DST, byte for byte (checked by its sha256)."""
+    try:
+        rows = json.loads(gzip.decompress((folder / ROWS).read_bytes()))
+        faces = np.frombuffer(lzma.decompress((folder / FACES).read_bytes()), np.uint8).reshape(-1, 2304)
+    except (lzma.LZMAError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as e:  # truncated or foreign
+        raise PackError(f"{folder}: not a readable pack ({e})") from None
     text = render(rows["header"].encode(), faces, rows["emotions"], rows["usages"])
     raw = gzip_bytes(bytes.fromhex(rows["gzip_header"]), text)
     if hashlib.sha256(raw).hexdigest() != rows["sha256"]:
@@ -111,11 +112,5 @@ def unpack(folder: Path, dst: Path):
     tmp = dst.with_name(dst.name + ".part")
     tmp.write_bytes(raw)
     tmp.replace(dst)
-    print(f"{folder} -> {dst} ({len(raw)} bytes, sha256 {rows['sha256'][:12]}... as packed)")
+    click.echo(f"{folder} -> {dst} ({len(raw)} bytes, sha256 {rows['sha256'][:12]}... as packed)")
 
-
-if __name__ == "__main__":
-    try:
-        main(standalone_mode=True)
-    except (PackError, OSError, lzma.LZMAError, EOFError, zlib.error, ValueError, KeyError) as e:
-        sys.exit(f"error: {e}")  # a missing, truncated or foreign pack: one line, nothing written

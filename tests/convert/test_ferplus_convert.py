@@ -87,7 +87,7 @@ def test_bench_scores_eight_labels(ferplus_run, tmp_path):
 @pytest.mark.slow
 def test_crosscheck_scores_a_ferplus_model_against_fer2013_labels(ferplus_run, sample_ferplus, tmp_path):
     out = tmp_path / "check.json"
-    _run("scripts/ferplus_crosscheck.py", "--model", ferplus_run / "model_int8.tflite", "--data",
+    _run("-m", "convert", "crosscheck", "--model", ferplus_run / "model_int8.tflite", "--data",
          sample_ferplus / "sample.csv", "--usage", "Training", "--json", out)
     check = json.loads(out.read_text())
     s = check["scores"]

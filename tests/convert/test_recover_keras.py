@@ -1,4 +1,4 @@
-"""scripts/recover_keras.py: a converted int8 vgg_cnn back into a Keras run folder that computes what it did."""
+"""convert/recover.py (python -m convert recover): a converted int8 vgg_cnn back into a Keras run folder that computes what it did."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convert import recover as recover_keras
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "recover_keras.py"
 CALIB = 100  # as conftest's tiny runs: the sample's training side has ~300 faces
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def vgg_cnn(seed: int):
@@ -36,14 +36,12 @@ def vgg_converted(tmp_path_factory, sample_csv, new_run):
 
 
 def recover(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "convert", "recover", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
 
 
 @pytest.mark.slow
 def test_the_rebuilt_model_computes_what_the_file_does(vgg_converted, tmp_path, sample_csv):
-    import recover_keras
-
     from convert import calibration as cal
     from convert.pipeline import check_member, load_keras_model, read_config
     from convert.report import keras_predict
@@ -86,7 +84,6 @@ def test_the_rebuilt_model_computes_what_the_file_does(vgg_converted, tmp_path, 
 
 
 def test_dequantize_per_channel_and_float():
-    import recover_keras
     q = np.array([[[[-127]]], [[[64]]]], np.int8)  # two output channels, (out, h, w, in)
     detail = {"quantization_parameters": {"scales": [0.5, 0.25], "zero_points": [0, 0], "quantized_dimension": 0}}
     np.testing.assert_allclose(recover_keras.dequantize(detail, q).ravel(), [-63.5, 16.0])

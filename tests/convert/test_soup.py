@@ -1,4 +1,4 @@
-"""scripts/soup.py and train/weights.py: the weight average of a run and a fine-tuned copy of it."""
+"""convert/soup.py (python -m convert soup) and train/weights.py: the weight average of a run and a fine-tuned copy of it."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "soup.py"
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def fine_tuned(tiny_run, tmp_path_factory) -> Path:
 
 
 def soup(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "convert", "soup", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
 
 
@@ -56,7 +54,7 @@ def test_the_soup_is_the_weighted_average_with_its_own_batchnorm_statistics(tiny
                                        rtol=1e-5, atol=1e-6)
     cfg = read_config(out)
     assert [x["share"] for x in cfg["soup"]["runs"]] == [0.25, 0.75]
-    assert cfg["provenance"]["command"].startswith("python scripts/soup.py")
+    assert cfg["provenance"]["command"].startswith("python -m convert soup")
     check_member(out, tiny_run, read_metadata(tiny_run), read_config(tiny_run))  # same faces held out
 
     # the moving statistics are the averaged network's own: its BatchNorm inputs' mean and variance

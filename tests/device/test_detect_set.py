@@ -1,19 +1,17 @@
-"""The detection set's generator (scripts/make_detection_set.py) and its by-eye labels file."""
+"""The detection set's generator (device/detection_set.py) and its by-eye labels file
+(scripts/docs/detection_labels.json)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import make_detection_set as mds  # noqa: E402
+from device import detection_set as mds
 
-sys.path.remove(str(ROOT / "scripts"))
+REAL_LABELS = Path(__file__).resolve().parents[2] / "scripts" / "docs" / "detection_labels.json"
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +62,7 @@ def test_lighting_conditions(background):
 
 
 def test_real_labels_cover_the_shared_files(faces_dir):
-    labels = json.loads(mds.REAL_LABELS.read_text())
+    labels = json.loads(REAL_LABELS.read_text())
     assert len(labels["images"]["facerec_two_people.jpg"]) == 2
     for name, boxes in labels["images"].items():
         img = cv2.imread(str(faces_dir / name))

@@ -38,7 +38,7 @@ def outbox_rows(path: Path, device: str) -> list[dict]:
 
 
 def fleet_check(*paths) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "fleet_check.py"), *map(str, paths)],
+    return subprocess.run([sys.executable, "-m", "device.fleet", "check", *map(str, paths)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

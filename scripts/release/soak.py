@@ -1,6 +1,6 @@
 """The device loop for a long time: does anything leak or slow down? (a benchmark, not a test)
 
-    python scripts/soak.py [--minutes 60] [--clip ../shared/data/faces/fer_test.mp4] [--out runs/soak]
+    python scripts/release/soak.py [--minutes 60] [--clip ../shared/data/faces/fer_test.mp4] [--out runs/soak]
 
 Runs ``device/run.py --source CLIP --loop`` (the shipped default model and detector, kiosk mode,
 the JSONL log rotated by --log-max-mb) as a process of its own for --minutes, and every --every
@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import click  # noqa: E402
@@ -40,10 +40,11 @@ import numpy as np  # noqa: E402
 from device.atomic import write_json  # noqa: E402
 from device.errors import GateFailed, RunFailed, exit_with, run_click  # noqa: E402
 from device.log import dumps  # noqa: E402
+from device.paths import shared_data  # noqa: E402
 from device.provenance import machine_info, now_iso, record  # noqa: E402
 
 RUN_PY = ROOT / "device" / "run.py"
-DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "faces" / "fer_test.mp4"
+DEFAULT_CLIP = shared_data("faces", "fer_test.mp4")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 COLUMNS = ("t_s", "rss_mb", "fds", "threads", "frames", "fps", "cpu_s", "load1")
 EDGE = 3  # samples compared at each end for fds and threads
@@ -271,7 +272,7 @@ def run_soak(opts: SoakOptions, argv: list[str], say=lambda s: click.echo(s, err
     result = {"verdict": verdict, "duration_s": rows[-1]["t_s"] if rows else 0.0,
               "frames": summary.get("frames"), "loop_exit": code, "loop_summary": summary,
               "options": asdict(opts), "loop_command": cmd, "plot": plotted,
-              "machine": machine_info(), "date": now_iso(), "provenance": record("scripts/soak.py", argv)}
+              "machine": machine_info(), "date": now_iso(), "provenance": record("scripts/release/soak.py", argv)}
     write_json(out / "soak.json", result)
     return result
 
@@ -323,4 +324,4 @@ def main(ctx, **options):
 
 
 if __name__ == "__main__":
-    exit_with(run_click(main, prog_name="scripts/soak.py"))
+    exit_with(run_click(main, prog_name="scripts/release/soak.py"))

@@ -1,8 +1,8 @@
 """Check that the model code is backend-neutral: build every model and run one training step
 on real FER2013 sample faces under the Keras backend this process was started with.
 
-    KERAS_BACKEND=jax   python scripts/check_backends.py --data ../shared/data/fer2013/sample.csv
-    KERAS_BACKEND=torch python scripts/check_backends.py --data ...
+    KERAS_BACKEND=jax   python scripts/release/check_backends.py --data ../shared/data/fer2013/sample.csv
+    KERAS_BACKEND=torch python scripts/release/check_backends.py --data ...
 
 Needs keras, numpy, opencv-python-headless and the backend itself (no TensorFlow for jax/torch).
 ResNet50 runs with weights=None here: this checks the code path, not accuracy.
@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 @click.command()

@@ -1,6 +1,6 @@
 """The shipped model's accuracy on PublicTest faces seen at camera sizes, through the crop's resize.
 
-    python scripts/crop_accuracy.py [--data ../shared/data/fer2013/fer2013.csv.gz] \\
+    python scripts/docs/crop_accuracy.py [--data ../shared/data/fer2013/fer2013.csv.gz] \\
         [--model device/models/default/model_int8.tflite] [--sizes 24,32,40,64,100,150,200,300]
 
 FER2013 faces are 48x48, so the crop's resize never touches them in training or in `bench`. A
@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import click  # noqa: E402
@@ -26,12 +26,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from device.contract import INPUT_SIZE, face_to_input  # noqa: E402
+from device.paths import shared_data  # noqa: E402
 from device.interpreter import TFLiteClassifier  # noqa: E402
 from device.stderr import quiet_native_stderr  # noqa: E402
 from device.provenance import machine_info, now_iso, versions  # noqa: E402
 from train.data import load_fer2013  # noqa: E402  (numpy + OpenCV only)
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+DEFAULT_DATA = shared_data("fer2013", "fer2013.csv.gz")
 DEFAULT_MODEL = ROOT / "device" / "models" / "default" / "model_int8.tflite"
 
 

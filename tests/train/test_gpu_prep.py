@@ -1,5 +1,6 @@
-"""The lent-GPU scripts' own logic, on small inputs (seconds): FER2013 packed and rebuilt byte for byte
-(scripts/fer2013_pack.py), and scripts/device_train.py's teacher-cache staging and epoch budget."""
+"""What scripts/gpu/ relies on, on small inputs (seconds): FER2013 packed and rebuilt byte for byte
+(python -m train pack | unpack), and the teacher cache staged where the students read it
+(python -m train stage-teacher-cache)."""
 from __future__ import annotations
 
 import gzip
@@ -7,17 +8,16 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from device.errors import EXIT_INPUT, InputError
+from train import teacher_cache
 
-import device_train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def kaggle_gz(path: Path, text: bytes) -> Path:
@@ -39,8 +39,7 @@ def csv_text(n: int = 9, eol: bytes = b"\n") -> bytes:
 
 
 def pack_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "fer2013_pack.py"), *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "train", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
 
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
@@ -56,11 +55,16 @@ def test_pack_then_unpack_rebuilds_the_same_bytes(tmp_path, eol):
 def test_pack_refuses_what_it_cannot_rebuild(tmp_path):
     padded = kaggle_gz(tmp_path / "padded.csv.gz", csv_text(3).replace(b",0,", b",00,").replace(b" 7 ", b" 07 "))
     r = pack_cli("pack", padded, tmp_path / "packed")
-    assert r.returncode != 0 and "error: " in r.stderr and not (tmp_path / "packed").exists()
+    assert r.returncode == EXIT_INPUT and r.stderr.startswith("error: ") and not (tmp_path / "packed").exists()
     other = tmp_path / "level6.csv.gz"
     other.write_bytes(gzip.compress(csv_text(3), compresslevel=1, mtime=0))
     r = pack_cli("pack", other, tmp_path / "packed")
-    assert r.returncode != 0 and "does not remake its gzip bytes" in r.stderr
+    assert r.returncode == EXIT_INPUT and r.stderr.count("\n") == 1 and "does not remake its gzip bytes" in r.stderr
+    (tmp_path / "cut").mkdir()
+    for name in ("faces.xz", "rows.json.gz"):
+        (tmp_path / "cut" / name).write_bytes(b"not a pack")
+    r = pack_cli("unpack", tmp_path / "cut", tmp_path / "out.csv.gz")
+    assert r.returncode == EXIT_INPUT and "not a readable pack" in r.stderr and not (tmp_path / "out.csv.gz").exists()
 
 
 def test_teacher_cache_is_staged_where_the_students_read_it(tmp_path):
@@ -69,24 +73,12 @@ def test_teacher_cache_is_staged_where_the_students_read_it(tmp_path):
     key = json.dumps([[str(teacher), 100, 1_700_000_000_123_456_789], 5])
     cache = tmp_path / "cache.npz"
     np.savez(cache, probs=np.zeros((5, 7), np.float32), key=np.array(key))
-    runs = [device_train.Run(s, tmp_path / f"run-s{s}", []) for s in (1, 2)]
-    device_train.stage_cache(cache, runs)
+    runs = [tmp_path / f"run-s{s}" for s in (1, 2)]
+    r = subprocess.run([sys.executable, "-m", "train", "stage-teacher-cache", cache, *runs], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
     assert teacher.stat().st_mtime_ns == 1_700_000_000_123_456_789  # train/distill.py's key matches again
-    assert all((r.out / "teacher_probs.npz").read_bytes() == cache.read_bytes() for r in runs)
+    assert all((r / "teacher_probs.npz").read_bytes() == cache.read_bytes() for r in runs)
     teacher.write_bytes(b"t" * 99)
-    with pytest.raises(Exception, match="missing or not 100 bytes"):
-        device_train.stage_cache(cache, runs)
-
-
-def test_epochs_are_fitted_to_the_budget(tmp_path):
-    runs = [device_train.Run(s, tmp_path / f"run-s{s}", []) for s in (1, 2)]
-    for r in runs:  # started at 0; epoch 1 (with the compile) done at 40 s, then 4 s per epoch
-        r.started, r.epoch_times = 0.0, {0: 0.0, 1: 40.0, 2: 44.0, 3: 48.0}
-        r.out.mkdir()
-        (r.out / "state.json").write_text(json.dumps({"epoch": 3}))
-    assert device_train.epoch_time(runs) == 4.0
-    assert device_train.epoch_time(runs + [device_train.Run(3, tmp_path / "x", [])]) is None  # one not measured
-    # 445 s left, less 45 s for the finish and 36 s of start-up (40 s to epoch 1, less one epoch): 364 s,
-    # i.e. 91 more epochs of 4 s after the 3 done
-    fitted = device_train.fit_epochs(runs, time.time() + 445.0, 4.0)
-    assert fitted in (3 + 90, 3 + 91)  # a second may tick between the two clocks
+    with pytest.raises(InputError, match="missing or not 100 bytes"):
+        teacher_cache.stage(cache, runs)

@@ -1,6 +1,6 @@
 """Did the fleet get everything? Compare device logs with what the consumer received.
 
-    python scripts/fleet_check.py fleet.jsonl pi-1.jsonl pi-2.jsonl
+    python -m device.fleet check fleet.jsonl pi-1.jsonl pi-2.jsonl
 
 fleet.jsonl is ``python -m device.fleet --out``'s file; each LOG is a device/run.py --mqtt
 ``--log`` file (its summary names the device). For each log: every record the fleet should
@@ -11,13 +11,11 @@ Exit 0 when all logs check out, 1 otherwise.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import click
 
-from device.telemetry.topics import kind_of, strip_envelope  # noqa: E402
+from device.errors import RunFailed
+from device.telemetry.topics import kind_of, strip_envelope
 
 ANNOTATIONS = ("topic", "received", "duplicate")
 
@@ -49,16 +47,15 @@ def check(log_path: str, received: list[dict]) -> tuple[bool, str]:
     return False, f"{log_path} ({device}): MISSING {len(expected) - have} of {len(expected)} records (or out of order)"
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        print("usage: python scripts/fleet_check.py FLEET_JSONL LOG...", file=sys.stderr)
-        return 2
-    received = read_jsonl(argv[0])
-    results = [check(log, received) for log in argv[1:]]
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("fleet_jsonl", type=click.Path(exists=True, dir_okay=False))
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def cli(fleet_jsonl, logs):
+    """Check that FLEET_JSONL (python -m device.fleet --out) holds every record of each device LOG, in order."""
+    received = read_jsonl(fleet_jsonl)
+    results = [check(log, received) for log in logs]
     for _, line in results:
-        print(line)
-    return 0 if all(ok for ok, _ in results) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+        click.echo(line)
+    failed = sum(not ok for ok, _ in results)
+    if failed:
+        raise RunFailed(f"{failed} of {len(results)} logs did not arrive whole")

@@ -1,6 +1,6 @@
 """What a Raspberry Pi 4 / 5 should take per stage, ESTIMATED from published measurements (no Pi ran this).
 
-    python scripts/pi_speed_estimate.py [--model device/models/default/model_int8.tflite]
+    python scripts/docs/pi_speed_estimate.py [--model device/models/default/model_int8.tflite]
 
 Counts the multiply-accumulates (MACs) of the classifier and of both BlazeFace models from their
 .tflite graphs (convolutions and fully connected layers), then scales published Raspberry Pi
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import click  # noqa: E402
@@ -86,7 +86,7 @@ def rows(model: Path) -> list[tuple[str, str, tuple[float, float]]]:
 @click.command()
 @click.option("--model", default=str(DEFAULT_MODEL), show_default=True, type=click.Path(exists=True, dir_okay=False))
 def main(model: str) -> None:
-    click.echo("ESTIMATES from published measurements (sources in scripts/pi_speed_estimate.py), 1 thread, ms:")
+    click.echo("ESTIMATES from published measurements (sources in scripts/docs/pi_speed_estimate.py), 1 thread, ms:")
     click.echo("| stage | what | Pi 4 (Cortex-A72) | Pi 5 (Cortex-A76) |")
     click.echo("| --- | --- | ---: | ---: |")
     for stage, what, (lo, hi) in rows(Path(model)):

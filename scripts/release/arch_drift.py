@@ -1,9 +1,9 @@
 """Does the device runtime give the same answers on aarch64 (a Pi) as on x86? Probe, then compare.
 
-    python scripts/arch_drift.py probe OUT.json [--tree DIR] [--write-frames DIR | --read-frames DIR]
-    python scripts/arch_drift.py compare X86.json ARM.json [--title TEXT]
+    python scripts/release/arch_drift.py probe OUT.json [--tree DIR] [--write-frames DIR | --read-frames DIR]
+    python scripts/release/arch_drift.py compare X86.json ARM.json [--title TEXT]
 
-``probe`` runs on one machine (scripts/check_aarch64.sh runs it on x86 and under an emulated
+``probe`` runs on one machine (scripts/release/check_aarch64.sh runs it on x86 and under an emulated
 aarch64 Python) and records, with the shipped default model:
 
 - the classifier's probabilities on the first ``--faces`` FER2013 sample faces (identical 48x48 input);
@@ -19,7 +19,6 @@ a row is out of tolerance (SAME_INPUT for identical input, OWN_DECODE for each m
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -29,10 +28,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import click
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FERLITE_SHARED", ROOT.parent / "shared")) / "data"
+ROOT = Path(__file__).resolve().parents[2]
+# device/paths.py's rule, restated: importing device here would fix which checkout's device/ --tree probes
+SHARED = Path(os.environ.get("FERLITE_SHARED") or ROOT.parent / "shared") / "data"
 CLIPS = {"fer_test.mp4": 1, "fer_woman2.mp4": 8}  # clip -> every n-th frame probed (emulation is slow)
 LOOP_CLIP = "fer_test.mp4"
 DETECTORS = {"video": ("blazeface", "haar"), "stills": ("blazeface-full", "haar")}  # run.py's choices
@@ -238,29 +239,38 @@ def compare(ref: dict, arm: dict, title: str) -> tuple[str, list[str]]:
     return "\n".join(lines), bad
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("probe")
-    p.add_argument("out", type=Path)
-    p.add_argument("--tree", type=Path, default=ROOT, help="checkout whose device/ is probed [this one]")
-    p.add_argument("--faces", type=int, default=200, help="FER2013 sample faces for the classifier row")
-    p.add_argument("--write-frames", type=Path, help="save the decoded frames here (the reference machine)")
-    p.add_argument("--read-frames", type=Path, help="also probe the reference machine's decoded frames")
-    c = sub.add_parser("compare")
-    c.add_argument("ref", type=Path)
-    c.add_argument("arm", type=Path)
-    c.add_argument("--title", default="x86 vs aarch64")
-    args = ap.parse_args(argv)
-    if args.cmd == "probe":
-        probe(args.out, args.tree.resolve(), args.faces, args.write_frames, args.read_frames)
-    else:
-        table, bad = compare(json.loads(args.ref.read_text()), json.loads(args.arm.read_text()), args.title)
-        print(table)
-        print("\n".join(["", "OUT OF TOLERANCE:", *bad]) if bad else "\nwithin tolerance (scripts/arch_drift.py)")
-        return 1 if bad else 0
-    return 0
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Does the device runtime give the same answers on aarch64 (a Pi) as on x86? Probe, then compare."""
+
+
+@main.command("probe")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tree", type=click.Path(file_okay=False, path_type=Path), default=ROOT,
+              help="Checkout whose device/ is probed [this one].")
+@click.option("--faces", type=click.IntRange(1), default=200, show_default=True,
+              help="FER2013 sample faces for the classifier row.")
+@click.option("--write-frames", type=click.Path(file_okay=False, path_type=Path),
+              help="Save the decoded frames here (the reference machine).")
+@click.option("--read-frames", type=click.Path(file_okay=False, path_type=Path),
+              help="Also probe the reference machine's decoded frames.")
+def probe_cli(out, tree, faces, write_frames, read_frames):
+    """Record what this machine's device runtime answers into OUT (JSON)."""
+    probe(out, tree.resolve(), faces, write_frames, read_frames)
+
+
+@main.command("compare")
+@click.argument("ref", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("arm", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", default="x86 vs aarch64", show_default=True)
+def compare_cli(ref, arm, title):
+    """One Markdown table of REF (x86) against ARM; exit 1 when a row is out of tolerance."""
+    table, bad = compare(json.loads(ref.read_text()), json.loads(arm.read_text()), title)
+    click.echo(table)
+    click.echo("\n".join(["", "OUT OF TOLERANCE:", *bad]) if bad else "\nwithin tolerance (scripts/release/arch_drift.py)")
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

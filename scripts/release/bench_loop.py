@@ -1,6 +1,6 @@
 """Measure the device loop's end-to-end fps on a real clip (not a timed test).
 
-    python scripts/bench_loop.py --model runs/X/model_int8.tflite \\
+    python scripts/release/bench_loop.py --model runs/X/model_int8.tflite \\
         [--video ../shared/data/faces/fer_test.mp4] [--threads 1] [--size 640x480] [--detect-every 1,3,5]
 
 Frames are decoded once and fitted into --size (a 640x480 camera by default; aspect kept,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import click  # noqa: E402
@@ -28,6 +28,7 @@ from device.log import NullWriter  # noqa: E402
 from device.stderr import quiet_native_stderr  # noqa: E402
 from device.loop import Loop  # noqa: E402
 from device.modes import KioskAggregator  # noqa: E402
+from device.paths import shared_data  # noqa: E402
 from device.sources import Frame, Source  # noqa: E402
 
 
@@ -50,7 +51,7 @@ class FramesSource(Source):
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               default=str(ROOT / "device" / "models" / "default" / "model_int8.tflite"), show_default=True)
 @click.option("--video", type=click.Path(exists=True, dir_okay=False),
-              default=str(ROOT.parent / "shared" / "data" / "faces" / "fer_test.mp4"), show_default=True)
+              default=str(shared_data("faces", "fer_test.mp4")), show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--size", default="640x480", show_default=True, help="Resize frames to WxH (0 keeps the clip's).")
 @click.option("--detect-every", default="1,3,5", show_default=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device runtime on aarch64, as on a Raspberry Pi, under emulation (qemu-user), compared with x86.
 #
-#   scripts/check_aarch64.sh [--tests-only | --compare-only] [--before REV] [TARGET ...]
+#   scripts/release/check_aarch64.sh [--tests-only | --compare-only] [--before REV] [TARGET ...]
 #
 # TARGETs (default: all three):
 #   bookworm     Raspberry Pi OS Bookworm's Debian 12, Python 3.11, device/requirements.txt as pip
@@ -10,7 +10,7 @@
 #                README tells Pi OS Bookworm users to install
 #   trixie       Debian 13, Python 3.13, QEMU_CPU=cortex-a76 (Pi 5)
 # For each: the device tests under emulation (tests/device, less EMULATION_LEAVES_OUT), then
-# scripts/arch_drift.py on x86 and on aarch64 and its table (classifier agreement, faces found, box
+# scripts/release/arch_drift.py on x86 and on aarch64 and its table (classifier agreement, faces found, box
 # IoU, label agreement; docs/AARCH64.md). --before REV adds the same table for an older commit.
 #
 # Needs root once (apt-get install qemu-user-static; binfmt_misc registered so that tests which start
@@ -19,7 +19,7 @@
 # dpkg -x (the host's dpkg is never touched), one venv per target, filled by the host's pip with
 # aarch64 wheels, and pip's cache; a second run reuses them all.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 REPO=$PWD
 CACHE=${FERLITE_AARCH64_CACHE:-$REPO/.cache/aarch64}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -196,12 +196,12 @@ compare_target() {  # $1 target, $2 revision ("" = this checkout)
   x86=$(x86_venv "$t")
   mkdir -p "$out"
   [ -x "$x86/bin/python" ] || scripts/setup_venv.sh "$x86" device $(x86_venv_pins "$t")
-  say "$t: scripts/arch_drift.py on x86 ($x86) and under emulation, device/ of ${rev:-this checkout}"
-  "$x86/bin/python" scripts/arch_drift.py probe "$out/x86.json" --tree "$tree" \
+  say "$t: scripts/release/arch_drift.py on x86 ($x86) and under emulation, device/ of ${rev:-this checkout}"
+  "$x86/bin/python" scripts/release/arch_drift.py probe "$out/x86.json" --tree "$tree" \
     --write-frames "$out/frames-x86"
-  on_arm "$t" "$CACHE/venv-$t/bin/python" scripts/arch_drift.py probe "$out/arm.json" --tree "$tree" \
+  on_arm "$t" "$CACHE/venv-$t/bin/python" scripts/release/arch_drift.py probe "$out/arm.json" --tree "$tree" \
     --read-frames "$out/frames-x86"
-  "$x86/bin/python" scripts/arch_drift.py compare "$out/x86.json" "$out/arm.json" \
+  "$x86/bin/python" scripts/release/arch_drift.py compare "$out/x86.json" "$out/arm.json" \
     --title "$t, device/ of ${rev:-this checkout ($(git rev-parse --short HEAD))}" > "$out/table.md"
   local rc=$?
   cat "$out/table.md"
@@ -238,7 +238,7 @@ for t in "${TARGETS[@]}"; do
   summary+=("| \`$t\` | $tests | $times | $((SECONDS - start)) s |")
 done
 echo
-echo "**scripts/check_aarch64.sh ${TARGETS[*]}**: $(machine_line)"
+echo "**scripts/release/check_aarch64.sh ${TARGETS[*]}**: $(machine_line)"
 echo
 echo "| target | tests/device under emulation (pytest) | stages | total |"
 echo "| --- | --- | --- | ---: |"
