@@ -201,8 +201,8 @@ def script(name: str, *args: str, env: dict | None = None, cwd: Path = ROOT) -> 
                           capture_output=True, text=True, timeout=120)
 
 
-def ship(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def ship(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m convert ship ARGS``, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run([sys.executable, "-m", "convert", "ship", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
