@@ -37,7 +37,7 @@ class BlazeFaceSpec:
     # framing (forehead to chin, what the classifier was trained on, and about what Haar returns).
     # The box is grown by ``box_scale`` and its centre moved up by ``box_shift`` x its side. Fitted
     # as medians on the detection set's calib split (Training faces, never the scored ones):
-    # scripts/bench_detectors.py prints them ("raw box geometry").
+    # scripts/docs/bench_detectors.py prints them ("raw box geometry").
     box_scale: float = 1.0
     box_shift: float = 0.0
 

@@ -57,7 +57,7 @@ def face_to_input(face: np.ndarray) -> np.ndarray:
     ``resize``: area averaging when shrinking, bilinear when growing, bit-identical across CPUs.
     It replaced a plain cv2 INTER_AREA / INTER_LINEAR: pixels move by less than one level on average,
     and the shipped model's accuracy on PublicTest faces shown at 24-300 px moved by -0.4 to +0.2
-    points (scripts/crop_accuracy.py, docs/AARCH64.md). Training never resizes (FER2013 is 48x48),
+    points (scripts/docs/crop_accuracy.py, docs/AARCH64.md). Training never resizes (FER2013 is 48x48),
     so PREPROCESSING_VERSION stays 1 and models made before it need nothing new."""
     gray = to_gray(np.asarray(face))
     if gray.dtype != np.uint8:

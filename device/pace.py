@@ -2,7 +2,7 @@
 
 A camera gives 30 fps, but an expression changes over hundreds of milliseconds: 5-10 classified
 frames a second are plenty for the modes' alerts, and the cores (and the Pi's temperature) stay
-free. On a file source it plays the clip at that pace, like a camera (scripts/soak.py uses it).
+free. On a file source it plays the clip at that pace, like a camera (scripts/release/soak.py uses it).
 A late frame is not made up for with a burst: the next slot is counted from now.
 """
 from __future__ import annotations

@@ -89,7 +89,7 @@ class RunOptions:
     log_path: str | None = None              # None: stdout
     log_max_mb: float | None = None          # rotate the log at this size (None: never)
     log_keep: int = DEFAULT_KEEP             # rotated files kept
-    loop: bool = False                       # play a clip or images again and again (scripts/soak.py)
+    loop: bool = False                       # play a clip or images again and again (scripts/release/soak.py)
     fps_every: int = 30
     max_frames: int | None = None
     max_fps: float | None = None             # None: as fast as frames come (device/pace.py)

@@ -34,7 +34,7 @@ from .data import Dataset, DataError, Split, make_split
 # The 8 FER+ emotions in a ferlite model's output order: FER2013's seven in FER2013's order, then
 # Contempt. Why this order and not FER+'s own (neutral, happiness, ...): output k means the same
 # emotion in a FER2013 and a FER+ model for k < 7, so a FER+ model's first seven outputs are scored
-# against FER2013's labels by dropping the last one (scripts/ferplus_crosscheck.py), FER2013's
+# against FER2013's labels by dropping the last one (python -m convert crosscheck), FER2013's
 # integer labels stay valid FER+ labels, and tables line up column by column. Contempt, which
 # FER2013 lacks, goes last.
 LABELS: tuple[str, ...] = (*FER2013_LABELS, "Contempt")

@@ -1,7 +1,7 @@
 """Operations on a finished network's weights: BatchNormalization input statistics and weight averages.
 
-Used by ``scripts/recover_keras.py`` (a network rebuilt from a converted file gets statistics that make
-its BatchNorms the identity in training mode too) and ``scripts/soup.py`` (the average of runs fine-tuned
+Used by ``convert/recover.py`` (a network rebuilt from a converted file gets statistics that make
+its BatchNorms the identity in training mode too) and ``convert/soup.py`` (the average of runs fine-tuned
 from one start, whose BatchNorms then need statistics of the averaged network's own activations).
 """
 from __future__ import annotations

@@ -26,7 +26,7 @@ ENV_USERNAME, ENV_PASSWORD = "FERLITE_MQTT_USERNAME", "FERLITE_MQTT_PASSWORD"
 # One MQTT topic level: no '/', and none of the wildcards '+' and '#'.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # The outbox file's bound on disk; with its write-ahead log (about 0.5 MB at most) it stays within 10 MB
-# and holds 24 h of kiosk aggregates twice over (figures: scripts/bench_mqtt.py, README "Fleet telemetry").
+# and holds 24 h of kiosk aggregates twice over (figures: scripts/release/bench_mqtt.py, README "Fleet telemetry").
 DEFAULT_OUTBOX_MB = 8.5
 
 

