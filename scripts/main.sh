@@ -3,8 +3,11 @@
 # TFLite, then bench int8 against float32 and run the device loop on a clip.
 #
 #   scripts/main.sh [FER2013_CSV] [CLIP]
-#   PRESET=default|paper|best  MODEL=NAME (default: the preset's; train/registry.py lists them)
+#   PRESET=shipped|baseline|paper  MODEL=NAME (default: the preset's; train/registry.py lists them)
 #   EPOCHS=N  RUN=runs/NAME
+#
+# PRESET defaults to shipped, the recipe of the shipped default model (train/config.py PRESETS); baseline
+# is a quick vanilla_cnn (minutes, not hours, on a CPU).
 #
 # FER2013_CSV defaults to ../shared/data/fer2013/fer2013.csv.gz (our copy; get yours from
 # Kaggle's "Challenges in Representation Learning: Facial Expression Recognition").
@@ -12,9 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/fer2013/fer2013.csv.gz}
 clip=${2:-../shared/data/faces/fer_test.mp4}
-preset=${PRESET:-default}
+preset=${PRESET:-shipped}
 run=${RUN:-runs/$preset${MODEL:+-$MODEL}}
-# --model only when asked for, so PRESET=best keeps the preset's own model (vgg_cnn).
+# --model only when asked for, so PRESET=shipped keeps the preset's own model (vgg_cnn).
 model_flag=()
 [ -n "${MODEL:-}" ] && model_flag=(--model "$MODEL")
 epochs_flag=()

@@ -12,7 +12,7 @@ from fake_runs import work  # noqa: F401  (the fixture, used by name)
 
 
 def shipped_run(work: Path, flip: bool = False, ensemble: tuple = ()) -> Path:
-    run = make_run(work / "runs", "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.6,
+    run = make_run(work / "runs", "vanilla_cnn-official", split="official", preset="baseline", epochs=40, acc=0.6,
                    flip=flip, ensemble=ensemble)
     src = run / "ensemble-flip-tta" if ensemble else run / "flip-tta" if flip else run
     (src / "metadata.json").write_bytes((run / "metadata.json").read_bytes())
@@ -35,7 +35,7 @@ def test_make_default_model_ships_one_pair_and_documents_it(work):
     readme = (dest / "README.md").read_text(encoding="utf-8")
     assert "int8 model on PublicTest (n=3589, official split): **60.25%**" in readme
     assert "11f7da2a6a3c26351b9d6638fddb63074092af21f4f54a4fdea4f300536e9d89" in readme
-    assert "python -m train --data ../shared/data/fer2013/sample.csv --model vanilla_cnn --preset default" in readme
+    assert "python -m train --data ../shared/data/fer2013/sample.csv --model vanilla_cnn --preset baseline" in readme
     assert f"python -m convert ship {run} --dest {dest} --max-bytes 2000   #" in readme
     assert readme.startswith("# The default model\n") and "when no `--model` is given (7 labels: Angry," in readme
 
@@ -68,7 +68,7 @@ def test_make_default_model_ships_the_flip_tta_folder(work):
 
 def test_make_default_model_ships_an_ensemble(work):
     """--member: the RUN/ensemble-flip-tta file of exactly those members, and a README that says how to remake it."""
-    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="default", epochs=40,
+    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="baseline", epochs=40,
                       acc=0.59)
     run = shipped_run(work, flip=True, ensemble=("vanilla_cnn-official-init1",))
     report = run / "ensemble-flip-tta" / "report.json"
@@ -93,7 +93,7 @@ def test_a_run_under_the_runs_root_is_named_as_records_name_it(work):
     """With FERLITE_RUNS set, RUN and its members are runs/NAME wherever the command runs, a report that names
     its members so (a new record) is the conversion asked for, and the README (copied onto every Pi) holds no
     path of this machine."""
-    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="default", epochs=40,
+    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="baseline", epochs=40,
                       acc=0.59)
     shipped_run(work, flip=True, ensemble=(member.name,))  # its report names the member runs/NAME
     dest = work / "default"
@@ -109,8 +109,8 @@ def test_a_run_under_the_runs_root_is_named_as_records_name_it(work):
 
 def test_remake_commands_train_what_a_run_starts_from_or_learns_from_first(work):
     """A distilled student started from another run: the README's remake lines train that run first, once."""
-    base = make_run(work / "runs", "vanilla_cnn-base", split="official", preset="default", epochs=40, acc=0.58)
-    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="default", epochs=40,
+    base = make_run(work / "runs", "vanilla_cnn-base", split="official", preset="baseline", epochs=40, acc=0.58)
+    member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="baseline", epochs=40,
                       acc=0.59)
     run = shipped_run(work, flip=True, ensemble=("vanilla_cnn-official-init1",))
     cfg = json.loads((run / "config.json").read_text())
@@ -148,7 +148,7 @@ def test_remake_commands_name_a_converted_teacher_by_its_sha256(work):
 def test_make_default_model_readme_from_archived_records(work):
     """The shipped README can be rewritten from docs/runs alone (its run folder need not be on this machine)."""
     records = work / "records"
-    make_run(records, "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.6, flip=True,
+    make_run(records, "vanilla_cnn-official", split="official", preset="baseline", epochs=40, acc=0.6, flip=True,
              archived=True)
     dest = work / "default"
     p = ship(str(records / "vanilla_cnn-official"), "--flip-tta", "--readme-only",

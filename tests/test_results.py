@@ -29,11 +29,11 @@ def test_rendered_document_matches_the_expected_file(work):
     write(records / "vanilla_cnn-paper-random80" / "reproduce.json", {
         "format": "ferlite-reproduce/2", "git": {"commit": "614d3778b78c7108da44b1e57674cb126e24b507", "dirty": True},
         "provenance": prov("python scripts/reproduce.py", ["../shared/data/fer2013/sample.csv", "--epochs", "7"])})
-    make_run(records, "vanilla_cnn-official", split="official", preset="default", epochs=40, acc=0.628, flip=True,
+    make_run(records, "vanilla_cnn-official", split="official", preset="baseline", epochs=40, acc=0.628, flip=True,
              archived=True)
     make_run(records, "resnet50-paper-random80-randinit", "resnet50", weights="none", epochs=20, acc=0.34,
              bench=False, archived=True)
-    make_run(records, "vgg_cnn-best", "vgg_cnn", split="official", preset="best", epochs=60, acc=0.66, archived=True,
+    make_run(records, "vgg_cnn-best", "vgg_cnn", split="official", preset="shipped", epochs=60, acc=0.66, archived=True,
              ensemble=("vgg_cnn-best-init1",))
     write(records / "peer_fer" / "peer.json", PEER)
     going = work / "runs" / "residual_cnn-official"
@@ -57,7 +57,7 @@ def test_committed_results_regenerate_from_the_committed_records(monkeypatch):
 
 def test_archive_keeps_every_figure_and_no_model(work):
     runs = work / "runs"
-    make_run(runs, "vanilla_cnn-official", split="official", preset="default", acc=0.6, flip=True,
+    make_run(runs, "vanilla_cnn-official", split="official", preset="baseline", acc=0.6, flip=True,
              ensemble=("vanilla_cnn-official-init1",))
     make_run(runs, "resnet50-paper-random80-randinit", "resnet50", weights="none", acc=0.3, bench=False)
     write(runs / "peer_fer" / "peer.json", PEER)
@@ -190,7 +190,7 @@ FERPLUS_LABELS = [*LABELS, "Contempt"]
 
 def make_ferplus_run(root: Path, name: str, scheme: str, acc: float) -> Path:
     """A finished official-split run trained on FER+ votes: config, metadata and every score with 8 labels."""
-    run = make_run(root, name, split="official", preset="default", epochs=3, acc=acc)
+    run = make_run(root, name, split="official", preset="baseline", epochs=3, acc=acc)
     for fname, edit in (("config.json", lambda d: d.update(labels="ferplus", ferplus="votes.csv", label_scheme=scheme)),
                         ("metadata.json", lambda d: (d.update(labels=FERPLUS_LABELS),
                                                      d["data"].update(labels="ferplus", label_scheme=scheme)))):
@@ -209,7 +209,7 @@ def make_ferplus_run(root: Path, name: str, scheme: str, acc: float) -> Path:
 
 
 def test_ferplus_runs_and_crosschecks(work):
-    make_run(work / "runs", "vanilla_cnn-official", split="official", preset="default", acc=0.6)
+    make_run(work / "runs", "vanilla_cnn-official", split="official", preset="baseline", acc=0.6)
     make_ferplus_run(work / "runs", "vanilla_cnn-ferplus-soft", "soft", 0.8)
     check = {"format": "ferlite-ferplus-crosscheck/1", "model": "device/models/default/model_int8.tflite",
              "model_labels": LABELS, "usage": "PublicTest", "ferplus_split": "FER2013Valid", "faces": {"scored": 3578},
@@ -280,7 +280,7 @@ def test_selection_section_shows_each_runs_latest_validation_figures(work):
     same run is replaced, not mixed in), its own int8 test figures where archived, "not run" where not; an
     unreadable record is skipped; no records, no section."""
     records = work / "records"
-    make_run(records, "vgg_cnn-a", "vgg_cnn", split="official", preset="best", acc=0.61, flip=True, archived=True)
+    make_run(records, "vgg_cnn-a", "vgg_cnn", split="official", preset="shipped", acc=0.61, flip=True, archived=True)
     assert "## Chosen on validation" not in render(Path("records"))
     a, b = "/runs/vgg_cnn-a", "/runs/soup-b"
     _selection(work / "selection" / "old.json", T0, [("run 1", [a], False, 0.50), ("run 1 + flip", [a], True, 0.51)],

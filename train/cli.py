@@ -17,8 +17,8 @@ from device.errors import EXIT_INTERRUPTED, InputError, commands_epilog, exit_wi
 from device.provenance import record
 from device.stderr import captured_stderr
 
-from .config import (AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, PRESETS,
-                     SPLITS, resolve)
+from .config import (AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, PRESET_ALIASES,
+                     PRESETS, SPLITS, resolve)
 from .data import DataError
 from .ferplus import DEFAULT_FOLDERS, DEFAULT_NAMES, SCHEMES, FerplusError, default_votes_path
 from . import bench, pack, teacher_cache
@@ -32,16 +32,17 @@ SUBCOMMANDS = {"bench": bench.cli, "pack": pack.pack, "unpack": pack.unpack, "te
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=commands_epilog(PROG, SUBCOMMANDS))
 @click.option("--data", required=True, help="FER2013 .csv / .csv.gz, or an image folder (train/<class>/*.png).")
 @click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
-              help="Network (default vanilla_cnn; vgg_cnn with --preset best).")
+              help="Network (default vanilla_cnn; vgg_cnn with --preset shipped).")
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default",
-              help="paper = Adam 1e-4, 60 epochs, batch 32, paper class weights, random80 split; "
-                   "best = the shipped model's recipe (see train/config.py).")
+@click.option("--preset", type=click.Choice([*PRESETS, *PRESET_ALIASES]), default="baseline", show_default=True,
+              help="baseline = a quick vanilla_cnn; paper = Adam 1e-4, 60 epochs, batch 32, paper class weights, "
+                   "random80 split; shipped = the shipped default model's recipe (train/config.py; the old "
+                   "names default and best still work).")
 @click.option("--epochs", type=click.IntRange(min=0), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
-              help="cosine decay over the epochs (default preset) or constant (paper preset).")
+              help="cosine decay over the epochs (baseline and shipped presets) or constant (paper preset).")
 @click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Fraction of the epochs spent ramping the rate up linearly.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="adam, or sgd with Nesterov momentum.")
