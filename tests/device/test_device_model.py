@@ -25,7 +25,7 @@ def test_default_model_is_shipped_and_runs(sample_faces):
     default = Path(__file__).resolve().parents[2] / "device" / "models" / "default"
     clf = TFLiteClassifier(default / "model_int8.tflite", threads=1)
     assert clf.quantized and clf.labels == list(LABELS)
-    assert (default / "model_int8.tflite").stat().st_size <= 4_000_000  # make_default_model.py's --max-bytes default
+    assert (default / "model_int8.tflite").stat().st_size <= 4_000_000  # convert ship's --max-bytes default
     faces, labels = sample_faces
     acc = float((clf.predict_batched(faces).argmax(1) == labels).mean())
     assert acc > 0.4  # Training faces; a real trained model, far above the 1/7 of chance
