@@ -7,15 +7,19 @@
 #
 # 1. apt: python3-venv and python3-picamera2 (picamera2 comes from apt, not pip);
 # 2. a system user (default ferlite) in group video, which owns the camera devices;
-# 3. PREFIX/app/device (a copy of device/: the runtime and its default model) and PREFIX/venv, a venv
-#    with --system-site-packages (so it sees apt's picamera2) holding device/requirements*.txt,
-#    on Bookworm pinned by device/constraints-bookworm.txt (Debian's numpy 1.x, which picamera2 needs);
+# 3. PREFIX/app/device (a copy of device/: the runtime, its models and the commands its messages name,
+#    compiled) and PREFIX/venv, a venv with --system-site-packages (so it sees apt's picamera2) holding
+#    device/requirements*.txt, on Bookworm pinned by device/constraints-bookworm.txt (Debian's numpy
+#    1.x, which picamera2 needs);
 # 4. a check that LiteRT loads the default model in that venv;
-# 5. /etc/ferlite/ferlite.env (FERLITE_ARGS: what run.py is told) and deploy/ferlite.service filled
-#    in as /etc/systemd/system/ferlite.service, then enabled and started (not with --no-start).
+# 5. /etc/ferlite/ferlite.env (0600; FERLITE_ARGS: what run.py is told, other lines kept on an update)
+#    and deploy/ferlite.service filled in as /etc/systemd/system/ferlite.service, then enabled and
+#    started (not with --no-start).
 # Runs without questions (CI, ssh): every apt-get is -y with DEBIAN_FRONTEND=noninteractive.
 # Rerunning it updates the copy, the venv, the env file and the unit, and restarts the service.
 set -euo pipefail
+# Whatever root's own umask: the copy and the venv must be readable by the service user.
+umask 022
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 MODE=driver ARGS="" SVC_USER=ferlite PREFIX=/opt/ferlite APT=1 START=1 RENDER=0
@@ -104,10 +108,13 @@ pins=()
 "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check \
   -r "$ROOT/device/requirements.txt" -r "$ROOT/device/requirements-mqtt.txt" "${pins[@]}"
 
+# The service cannot write __pycache__ (ProtectSystem=strict): compiled once here, not at every start.
+"$PREFIX/venv/bin/python" -m compileall -q "$PREFIX/app" >/dev/null
+
 echo "== check: LiteRT loads the default model"
 "$PREFIX/venv/bin/python" -c "
 import sys; sys.path.insert(0, '$PREFIX/app')
-from device.log import quiet_native_stderr
+from device.stderr import quiet_native_stderr
 from device.interpreter import TFLiteClassifier
 from device.run import DEFAULT_MODEL
 with quiet_native_stderr():
@@ -118,12 +125,18 @@ print('   ', DEFAULT_MODEL.name, 'int8' if clf.quantized else 'float', clf.label
 
 echo "== $ENV_FILE and $UNIT_DIR/ferlite.service"
 mkdir -p "$(dirname "$ENV_FILE")" "$UNIT_DIR"
-cat > "$ENV_FILE" <<EOF
+# An update keeps the lines a user added (FERLITE_MQTT_PASSWORD=...): only FERLITE_ARGS is rewritten.
+kept=$( { grep -vE '^[[:space:]]*(#|$|FERLITE_ARGS=)' "$ENV_FILE" 2>/dev/null || true; } )
+( umask 077  # 0600: it may hold the MQTT password; systemd reads it as root
+  cat > "$ENV_FILE.new" <<EOF
 # What device/run.py is told by the ferlite service (besides --source picamera2 and the log).
 # Flags as on the command line, separated by spaces: python device/run.py --help lists them.
+# Other lines are kept by install_pi.sh, e.g. FERLITE_MQTT_USERNAME=... and FERLITE_MQTT_PASSWORD=...
 # After a change: sudo systemctl restart ferlite
 FERLITE_ARGS="--mode $MODE${ARGS:+ $ARGS}"
 EOF
+  [ -z "$kept" ] || printf '%s\n' "$kept" >> "$ENV_FILE.new" )
+mv -f "$ENV_FILE.new" "$ENV_FILE"
 render_unit > "$UNIT_DIR/ferlite.service"
 
 if [ $START = 1 ]; then
@@ -136,4 +149,6 @@ if [ $START = 1 ]; then
     echo "note: systemd is not running here; start it later with: systemctl enable --now ferlite" >&2
   fi
 fi
+# What the runtime's messages tell a user to run ("python device/run.py ...") runs from the copy:
+echo "the installed copy: cd $PREFIX/app && sudo $PREFIX/venv/bin/python device/run.py --help"
 echo "done"

@@ -19,34 +19,12 @@ import pytest
 
 from device.errors import EXIT_ENV, EXIT_FAILED, EXIT_INPUT, EXIT_USAGE
 from timing import patient  # noqa: E402  (hang guards, stretched under emulation)
+from unit_file import one, parse_unit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "ferlite.service"
 INSTALL = ROOT / "scripts" / "install_pi.sh"
 ROTATE = ROOT / "deploy" / "rotate_log.sh"
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """systemd's INI dialect: sections of keys that may repeat (ExecStartPre=...), comments with # or ;."""
-    units: dict[str, dict[str, list[str]]] = {}
-    section = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = units.setdefault(line[1:-1], {})
-            continue
-        key, sep, value = line.partition("=")
-        assert sep and section is not None, f"not a unit line: {raw!r}"
-        section.setdefault(key.strip(), []).append(value.strip())
-    return units
-
-
-def one(unit, section: str, key: str) -> str:
-    values = unit[section].get(key, [])
-    assert len(values) == 1, f"{section}.{key}: {values}"
-    return values[0]
 
 
 def render(prefix: Path, env_file: Path, *args: str) -> str:
