@@ -37,6 +37,7 @@ RETRY_S = 5.0      # a failing log is tried again this often
 CHECK_S = 1.0      # a log file deleted or moved away under the writer is looked for this often
 DEFAULT_KEEP = 3   # rotated files kept with --log-max-mb
 MB = 1_000_000     # as --mqtt-outbox-mb counts
+FILE_MODE = 0o640  # the records say what faces showed: no one but the owner and its group, whatever the umask
 
 
 def dumps(obj) -> str:
@@ -226,7 +227,7 @@ class JsonlWriter:
 
     # -- the file itself ---------------------------------------------------------------
     def _open(self, extra_flags: int) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | extra_flags, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | extra_flags, FILE_MODE)
         st = os.fstat(fd)
         self._fd, self._regular = fd, stat.S_ISREG(st.st_mode)
         self._size = st.st_size if self._regular else 0

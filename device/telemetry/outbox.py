@@ -18,13 +18,14 @@ fails before the camera starts.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from device.errors import InputError
-from device.log import dumps
+from device.log import FILE_MODE, dumps
 
 from .topics import envelope
 
@@ -62,6 +63,8 @@ class Outbox:
         self.path, self.device, self.max_bytes = Path(path), device_id, int(max_bytes)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Made here, not by SQLite (0644 less the umask): its -wal and -shm files take this file's mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
             self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
