@@ -164,13 +164,14 @@ def write_run(out: Path, model, meta: dict, cfg: dict, provenance: dict) -> None
 
     from device.atomic import write_json
     from device.metadata import write_metadata
+    from device.paths import portable_record
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         model.save(tmp / "model.keras")
         write_metadata(tmp, {k: v for k, v in meta.items() if k != "test_time_augmentation"})
-        write_json(tmp / "config.json", {**cfg, "provenance": provenance})
+        write_json(tmp / "config.json", portable_record({**cfg, "provenance": provenance}))  # runs as runs/NAME
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
