@@ -38,6 +38,7 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 
 from device.atomic import write_json  # noqa: E402
+from device.paths import portable_record  # noqa: E402
 from device.errors import GateFailed, RunFailed, exit_with, run_click  # noqa: E402
 from device.log import dumps  # noqa: E402
 from device.paths import shared_data  # noqa: E402
@@ -273,7 +274,7 @@ def run_soak(opts: SoakOptions, argv: list[str], say=lambda s: click.echo(s, err
               "frames": summary.get("frames"), "loop_exit": code, "loop_summary": summary,
               "options": asdict(opts), "loop_command": cmd, "plot": plotted,
               "machine": machine_info(), "date": now_iso(), "provenance": record("scripts/release/soak.py", argv)}
-    write_json(out / "soak.json", result)
+    write_json(out / "soak.json", portable_record(result))  # committed in docs/soak: no machine paths (device/paths.py)
     return result
 
 
