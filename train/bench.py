@@ -36,7 +36,7 @@ def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int, j
     from .config import resolve
     from .fit import _compile
     from .models import build_model
-    cfg = resolve("best" if name == "vgg_cnn" else "default", data="-", out="-", model=name)
+    cfg = resolve("shipped" if name == "vgg_cnn" else "baseline", data="-", out="-", model=name)
     keras.mixed_precision.set_global_policy(precision)  # the layers built next compute in it
     try:
         model = _compile(build_model(name, augment=cfg.augmentation if augment else False,  # the preset's kind

@@ -37,11 +37,11 @@ from .config import SPLITS, TrainConfig
 @click.option("--val-fraction", type=float, default=TrainConfig.val_fraction, show_default=True)
 def make(data, teachers, out, split, seed, val_fraction):
     """Write the teachers' mean softmax (faces + mirror images) on the training faces to --out."""
-    from . import distill
     from .cli import _import_train_run
+    _import_train_run()  # first: the teachers load Keras, and TensorFlow's import-time chatter stays off stderr
+    from . import distill
     from .data import load_fer2013
     from .ferplus import LABEL_SETS, run_split
-    _import_train_run()  # the teachers load Keras: TensorFlow's import-time chatter kept off stderr
     cfg = TrainConfig(data=data, out=str(out), split=split, seed=seed, val_fraction=val_fraction,
                       teachers=list(teachers))
     ds = load_fer2013(data)

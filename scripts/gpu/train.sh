@@ -28,7 +28,7 @@ echo "setup took $(( $(date +%s) - T0 )) s; training for at most $left s"
 for i in "${!seeds[@]}"; do
   out=${runs[$i]} seed=${seeds[$i]}
   # --resume: the folder already holds the staged teacher cache (nothing else is resumed)
-  timeout -s TERM "$left" python3 -m train --data "$DATA" --preset best $(cat .gpu/teachers.txt) \
+  timeout -s TERM "$left" python3 -m train --data "$DATA" --preset shipped $(cat .gpu/teachers.txt) \
     ${TRAIN_ARGS:---erasing 0.5 --precision mixed_bfloat16} --init-seed "$seed" --epochs "${EPOCHS:-150}" \
     --out "$out" --resume >> "$out.log" 2>&1 &
 done
