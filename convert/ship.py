@@ -30,7 +30,7 @@ import click
 from device.atomic import write_bytes, write_text
 from device.errors import GateFailed, InputError
 from device.metadata import METADATA_NAME
-from device.paths import REPO, portable, resolve_run
+from device.paths import REPO, portable, resolve_run, runs_root_at
 from device.provenance import record
 
 from . import results as mr  # the records, read and formatted as docs/RESULTS.md shows them
@@ -216,13 +216,17 @@ def readme(run: Path, flip_tta: bool, members: list[Path] = (), dest: Path = Pat
 @click.option("--max-bytes", type=click.IntRange(1), default=MAX_BYTES, show_default=True,
               help="Largest int8 model shipped.")
 @click.option("--readme-only", is_flag=True, help="Rewrite only DEST/README.md, from RUN's records.")
-def cli(run, flip_tta, members, dest, max_bytes, readme_only):
+@click.option("--runs", type=click.Path(file_okay=False), default=None,
+              help="Where run folders live on this machine (default: $FERLITE_RUNS, else runs/ in the repository); "
+                   "a run there is runs/NAME.")
+def cli(run, flip_tta, members, dest, max_bytes, readme_only, runs):
     """Ship RUN's int8 model (converting it if needed) into DEST with its report and a README."""
-    run_dir, dest_dir, members = from_caller(run), from_caller(dest), [from_caller(m) for m in members]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.chdir(REPO)  # the defaults, and the paths the README shows, are relative to the repository
-    check(run_dir, members, readme_only)
-    sub = wrapped_dir(flip_tta, len(members))
-    if not readme_only:
-        ship(run_dir, run_dir / sub if sub else run_dir, dest_dir, max_bytes, flip_tta, members)
-    write_text(dest_dir / "README.md", readme(run_dir, flip_tta, members, dest_dir, max_bytes))
+    with runs_root_at(runs):
+        run_dir, dest_dir, members = from_caller(run), from_caller(dest), [from_caller(m) for m in members]
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.chdir(REPO)  # the defaults, and the paths the README shows, are relative to the repository
+        check(run_dir, members, readme_only)
+        sub = wrapped_dir(flip_tta, len(members))
+        if not readme_only:
+            ship(run_dir, run_dir / sub if sub else run_dir, dest_dir, max_bytes, flip_tta, members)
+        write_text(dest_dir / "README.md", readme(run_dir, flip_tta, members, dest_dir, max_bytes))

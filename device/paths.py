@@ -8,6 +8,7 @@ Writers pass what they record through ``portable_record``; readers pass a record
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -32,6 +33,21 @@ def shared_data(*parts: str) -> Path:
 def runs_root() -> Path:
     """Where run folders live on this machine: ``$FERLITE_RUNS``, else ``runs/`` in the repository."""
     return Path(os.environ.get("FERLITE_RUNS") or REPO / RUNS_PREFIX)
+
+
+@contextlib.contextmanager
+def runs_root_at(root: str | os.PathLike | None):
+    """``runs_root()`` is ``root`` inside the block (a command's --runs), unless ``root`` is None."""
+    before = os.environ.get("FERLITE_RUNS")
+    if root is not None:
+        os.environ["FERLITE_RUNS"] = str(Path(root).resolve())
+    try:
+        yield
+    finally:
+        if root is not None and before is None:
+            os.environ.pop("FERLITE_RUNS", None)
+        elif root is not None:
+            os.environ["FERLITE_RUNS"] = before
 
 
 def resolve_run(name: str | os.PathLike) -> Path:

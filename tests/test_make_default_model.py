@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from fake_runs import (  # noqa: E402  (tests/fake_runs.py: the fake run folders)
     T0, write, make_run, ship)
 from fake_runs import work  # noqa: F401  (the fixture, used by name)
@@ -89,16 +91,18 @@ def test_make_default_model_ships_an_ensemble(work):
     assert p.returncode == 3 and "run folder not found" in p.stderr
 
 
-def test_a_run_under_the_runs_root_is_named_as_records_name_it(work):
-    """With FERLITE_RUNS set, RUN and its members are runs/NAME wherever the command runs, a report that names
-    its members so (a new record) is the conversion asked for, and the README (copied onto every Pi) holds no
-    path of this machine."""
+@pytest.mark.parametrize("how", ["FERLITE_RUNS", "--runs"])
+def test_a_run_under_the_runs_root_is_named_as_records_name_it(work, how):
+    """With the runs root given (FERLITE_RUNS or --runs), RUN and its members are runs/NAME wherever the command
+    runs, a report that names its members so (a new record) is the conversion asked for, and the README (copied
+    onto every Pi) holds no path of this machine."""
     member = make_run(work / "runs", "vanilla_cnn-official-init1", split="official", preset="baseline", epochs=40,
                       acc=0.59)
     shipped_run(work, flip=True, ensemble=(member.name,))  # its report names the member runs/NAME
     dest = work / "default"
+    given = {"env": {"FERLITE_RUNS": str(work / "runs")}} if how == "FERLITE_RUNS" else {}
     p = ship("runs/vanilla_cnn-official", "--flip-tta", "--member", "runs/vanilla_cnn-official-init1", "--dest", dest,
-             env={"FERLITE_RUNS": str(work / "runs")})
+             *([] if given else ["--runs", work / "runs"]), **given)
     assert p.returncode == 0 and "already converted" in p.stderr, p.stderr
     readme = (dest / "README.md").read_text(encoding="utf-8")
     assert "From run folder: `runs/vanilla_cnn-official`" in readme

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from device.paths import REPO, portable, portable_record, portable_text, resolve_run
+from device.paths import REPO, portable, portable_record, portable_text, resolve_run, runs_root, runs_root_at
 
 MACHINE_PATH = re.compile(r"(?<![\w.~$}/:-])/(root|home|tmp)/")
 # A scratch folder a script makes at run time on the machine that runs it (not a record of a machine).
@@ -61,3 +61,12 @@ def test_resolve_run_reads_old_and_new_records(runs, tmp_path, monkeypatch):
     assert resolve_run(str(runs / "vgg")) == runs / "vgg"  # an old one
     (tmp_path / "runs" / "vgg").mkdir(parents=True)
     assert resolve_run("runs/vgg") == Path("runs/vgg")  # a runs/ folder where the command runs comes first
+
+
+def test_runs_root_at_sets_the_root_for_a_block_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("FERLITE_RUNS", raising=False)
+    with runs_root_at(tmp_path):
+        assert portable(tmp_path / "vgg") == "runs/vgg"
+    assert portable(tmp_path / "vgg") == str(tmp_path / "vgg") and runs_root() == REPO / "runs"
+    with runs_root_at(None):
+        assert runs_root() == REPO / "runs"

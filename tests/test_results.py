@@ -122,6 +122,24 @@ def test_stale_report_is_flagged(work):
     assert "report.json is older than model.keras" in text and "bench.json is older than model.keras" in text
 
 
+def test_archived_records_name_runs_as_runs_name(work):
+    """A run folder whose records name it by this machine's path (an older writer, or a runs root outside
+    the repository) is archived as ``runs/NAME``, figures unchanged; and the rendered document names it so."""
+    root = work / "elsewhere"  # the runs root of this machine, given as --runs
+    run = make_run(root, "vgg_cnn-a", "vgg_cnn", split="official", preset="shipped", acc=0.61, flip=True)
+    cfg = json.loads((run / "config.json").read_text())
+    write(run / "config.json", {**cfg, "out": str(run), "teachers": [str(root / "teacher")]})
+    assert make_results(["--runs", str(root), "--archive", "--records", "records", "--out", "R.md"]) == 0
+    archived = work / "records" / "vgg_cnn-a"
+    text = "".join(p.read_text() for p in archived.rglob("*.json"))
+    assert str(root) not in text and str(work) not in text
+    assert json.loads((archived / "config.json").read_text())["teachers"] == ["runs/teacher"]
+    assert json.loads((archived / "archive.json").read_text())["from"] == "runs/vgg_cnn-a"
+    assert json.loads((archived / "report.json").read_text())["run"]["dir"] == "runs/vgg_cnn-a"
+    assert json.loads((archived / "metrics.json").read_text()) == json.loads((run / "metrics.json").read_text())
+    assert str(root) not in (work / "R.md").read_text(encoding="utf-8")
+
+
 def test_cli_is_deterministic_and_refuses_a_missing_folder(work, capsys):
     make_run(work / "records", "vanilla_cnn-paper-random80", archived=True)
     args = ["--records", "records", "--out", "docs/RESULTS.md"]

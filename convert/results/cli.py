@@ -22,6 +22,7 @@ import click
 
 from device.atomic import write_text
 from device.errors import InputError
+from device.paths import runs_root_at
 
 from .collect import RECORDS, archive_runs, collect
 from .render import render
@@ -34,7 +35,8 @@ def run(runs: list[Path], archive: bool, records: Path, out: str, peer: Path | N
     if missing:
         raise InputError(f"--runs {missing[0]}: no such folder")
     if archive:
-        names = archive_runs(runs, records)
+        with runs_root_at(runs[0] if runs else None):  # the archived records name its runs runs/NAME
+            names = archive_runs(runs, records)
         print(f"archived {len(names)} run(s) into {records}: {' '.join(names)}", file=sys.stderr)
         runs = []  # their records are now in --records
     found = collect(records, tuple(runs), peer)
