@@ -50,7 +50,8 @@ def run(runs: list[Path], archive: bool, records: Path, out: str, peer: Path | N
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--runs", multiple=True, type=click.Path(path_type=Path),
-              help="A folder of run folders to read as well (repeatable); its runs replace same-named records.")
+              help="A folder of run folders to read as well (repeatable); its runs replace same-named records. "
+                   "With --archive the first is the runs root: the archived records name its runs runs/NAME.")
 @click.option("--archive", is_flag=True, help="First copy the --runs folders' records into --records.")
 @click.option("--records", type=click.Path(path_type=Path), default=RECORDS, show_default="docs/runs",
               help="The archived records.")
