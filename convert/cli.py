@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from device.errors import EXIT_FAILED, GateFailed, commands_epilog, exit_with, run_commands
+from device.paths import resolve_run
 from device.provenance import record
 
 from . import calibration as cal
@@ -54,6 +55,8 @@ def command(ctx, quiet, **options):
         options["calib"] = cal.DEFAULT_CALIB
     elif not options["int8"]:
         raise click.UsageError("--calib sets the int8 calibration set size: it needs --int8")
+    options["run_dir"] = str(resolve_run(options["run_dir"]))  # a recorded runs/NAME: under the runs root
+    options["members"] = tuple(str(resolve_run(m)) for m in options["members"])
     result = pipeline.run(**options, progress=not quiet, provenance=record(PROG, ctx.obj, options))
     click.echo(rep.summary(result.report, result.paths["report_md"]))
     if result.gate_passed is False:

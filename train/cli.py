@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from device.errors import EXIT_INTERRUPTED, InputError, commands_epilog, exit_with, run_commands
+from device.paths import resolve_run
 from device.provenance import record
 from device.stderr import captured_stderr
 
@@ -101,7 +102,9 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
         opts["ferplus"] = opts["ferplus"] or _default_votes(data)
         if not Path(opts["ferplus"]).is_file():
             raise FerplusError(f"--ferplus {opts['ferplus']}: no such file")
-    opts["teachers"] = [str(t) for t in opts["teachers"]] or None
+    # A recorded runs/NAME (records name runs so) is under the runs root, device/paths.py.
+    opts["teachers"] = [str(resolve_run(t)) for t in opts["teachers"]] or None
+    opts["init_from"] = opts["init_from"] and str(resolve_run(opts["init_from"]))
     weights = opts.pop("weights")
     if normalize_weights(weights) not in (None, "imagenet"):
         if not Path(weights).is_file():
