@@ -58,6 +58,8 @@ def stage(cache: Path, run_dirs: list[Path]) -> None:
     """Give the teacher files the identity the cache's key names, and put the cache in each new run folder."""
     import numpy as np
 
+    from .cli import _import_train_run
+    _import_train_run()  # distill.py imports Keras: its backend's import-time chatter stays off stderr
     from .distill import CACHE
     with np.load(cache) as saved:
         key = json.loads(str(saved["key"]))
