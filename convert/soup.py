@@ -12,7 +12,7 @@ validation accuracy says so at once.
 The runs must be the same network with the same labels, data and split (``convert --member``'s rule).
 The BatchNorm statistics of the average are not the average of the statistics: they are re-estimated
 on ``recover.BN_FACES`` shuffled training faces. Written like a training run (model.keras, metadata.json,
-config.json with the runs, their shares and the command), so ``val_select``, ``convert`` and
+config.json with the runs, their shares and the command), so ``convert select``, ``convert`` and
 ``train --init-from`` take it; nothing is written when a check fails.
 """
 from __future__ import annotations
