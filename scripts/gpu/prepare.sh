@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fill .gpu/ (git-ignored via .git/info/exclude) with what a lent GPU machine needs to train students:
 #   bash scripts/gpu/prepare.sh device/models/default runs/SOME_RUN   # the teachers
-# then, through the device tool: run `bash scripts/gpu/train.sh` with carry [".gpu"] (README, "GPU").
+# then, through the device tool: run `bash scripts/gpu/train.sh` with carry [".gpu"] (docs/GPU.md).
 # .gpu/data: FER2013 packed to fit the 64 MiB a call may carry (python -m train pack, ~3 min);
 # .gpu/whl: Keras 3 and the two wheels it needs that the machine's image lacks (it has JAX);
 # .gpu/root: each teacher outside the repository, at its absolute path (only its model and records);
