@@ -7,7 +7,7 @@ condition and per crop margin, around the true boxes and around each detector's 
 Why: the loop cuts ``contract.crop_face(gray, box, margin)`` around a detector's box, and the detectors'
 boxes follow FER2013's framing; how much margin to add on top is a measurement, not a guess. Every face
 is a PublicTest face (never a training face), so this is a test figure: choose the margin on it only
-together with the validation-side field benchmark (``python -m convert field --split val``).
+on ``--split calib``, the frames of Training faces (their accuracy is flattered, the margins' order is not).
 """
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ MIN_FACE = 20  # below the set's smallest face (24 px): no true face is filtered
 DETECTORS = ("haar-640", "blazeface")
 
 
-def set_faces(set_dir: Path):
-    """[(gray frame, true box, label, condition)] of the set's test faces."""
+def set_faces(set_dir: Path, split: str = "test"):
+    """[(gray frame, true box, label, condition)] of the set's faces of ``split``: test (PublicTest faces, to
+    report) or calib (Training faces, to choose a margin on: never a test face)."""
     import cv2
 
     from device.detection_set import load_set
     data = load_set(set_dir)
     out = []
-    for f in (f for f in data["frames"] if f["split"] == "test"):
+    for f in (f for f in data["frames"] if f["split"] == split):
         gray = cv2.imread(str(set_dir / f["file"]), cv2.IMREAD_GRAYSCALE)
         out += [(gray, np.asarray(x["box"], np.float32), int(x["label"]), f["condition"]) for x in f["faces"]]
     return out
@@ -66,11 +67,11 @@ def accuracy_by_condition(clf, faces, boxes, margin: float) -> dict:
             **{c: float(right[conds == c].mean()) for c in sorted(set(conds))}}
 
 
-def study(model, set_dir: Path, margins=MARGINS, detectors=DETECTORS) -> dict:
+def study(model, set_dir: Path, split: str = "test", margins=MARGINS, detectors=DETECTORS) -> dict:
     from device.interpreter import TFLiteClassifier
     from train.distill import converted_model
     clf = TFLiteClassifier(converted_model(Path(model), "MODEL"), threads=1)
-    faces = set_faces(set_dir)
+    faces = set_faces(set_dir, split)
     sources = {"true box": [f[1] for f in faces], **{d: detector_boxes(d, faces) for d in detectors}}
     return {src: {f"{m:.2f}": accuracy_by_condition(clf, faces, boxes, m) for m in margins}
             for src, boxes in sources.items()}
@@ -80,9 +81,11 @@ def study(model, set_dir: Path, margins=MARGINS, detectors=DETECTORS) -> dict:
 @click.argument("model")
 @click.option("--set", "set_dir", default=".cache/detection_set", show_default=True,
               help="The composited detection set (scripts/docs/make_detection_set.py).")
+@click.option("--split", type=click.Choice(["test", "calib"]), default="test", show_default=True,
+              help="test: the frames of PublicTest faces (report); calib: of Training faces (choose a margin).")
 @click.option("--json", "json_path", help="Write the table here, with the command, machine and date.")
 @click.pass_context
-def cli(ctx, model, set_dir, json_path):
+def cli(ctx, model, set_dir, split, json_path):
     """Accuracy on the loop's crops of composited PublicTest faces, per margin, box source and lighting."""
     from device.atomic import write_json
     from device.errors import InputError
@@ -90,10 +93,10 @@ def cli(ctx, model, set_dir, json_path):
     from device.provenance import record
     if not (Path(set_dir) / "labels.json").is_file():
         raise InputError(f"{set_dir}: no detection set there (python scripts/docs/make_detection_set.py)")
-    table = study(model, Path(set_dir))
+    table = study(model, Path(set_dir), split)
     for src, rows in table.items():
         click.echo(src + ": " + "  ".join(f"margin {m}: {100 * r.get('all', 0):.1f}% (n={r['n']})"
                                           for m, r in rows.items()))
     if json_path:
-        out = {"model": portable(model), "table": table, "provenance": record(PROG, ctx.obj, None)}
+        out = {"model": portable(model), "split": split, "table": table, "provenance": record(PROG, ctx.obj, None)}
         click.echo(f"wrote {write_json(Path(json_path), out)}")

@@ -10,9 +10,6 @@ The peer is scored on the first FER2013-labelled model's faces.
 """
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 from pathlib import Path
 
 import click
@@ -92,9 +89,7 @@ def cli(ctx, models, peer, split, data, json_path):
         click.echo(line(rows[-1]))
     if json_path:
         out = {"conditions": {c: {"moderate": CONDITIONS[c][1], "strong": CONDITIONS[c][2]} for c in CONDITIONS},
-               "models": rows, "date": datetime.date.today().isoformat(),
-               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "provenance": record(PROG, ctx.obj, None)}
+               "models": rows, "provenance": record(PROG, ctx.obj, None)}
         click.echo(f"wrote {write_json(Path(json_path), _plain(out))}")
 
 
