@@ -69,8 +69,9 @@ def accuracy_by_condition(clf, faces, boxes, margin: float) -> dict:
 
 def study(model, set_dir: Path, split: str = "test", margins=MARGINS, detectors=DETECTORS) -> dict:
     from device.interpreter import TFLiteClassifier
-    from train.distill import converted_model
-    clf = TFLiteClassifier(converted_model(Path(model), "MODEL"), threads=1)
+
+    from .field_bench import tflite_in
+    clf = TFLiteClassifier(tflite_in(model), threads=1)
     faces = set_faces(set_dir, split)
     sources = {"true box": [f[1] for f in faces], **{d: detector_boxes(d, faces) for d in detectors}}
     return {src: {f"{m:.2f}": accuracy_by_condition(clf, faces, boxes, m) for m in margins}

@@ -3,7 +3,7 @@
     python -m convert field device/models/default device/models/ferplus --peer --json docs/field/shipped.json
     python -m convert field runs/NAME/flip-tta --split val        # weigh a candidate on validation faces
 
-Each model is scored on its own held-out faces (its metadata's data, split and labels: FER2013's, or FER+
+A folder is scored by its int8 file, as the Pi runs it. Each model is scored on its own held-out faces (its metadata's data, split and labels: FER2013's, or FER+
 majority votes for an 8-label model), run by LiteRT as the Pi runs it. ``--split val`` scores the validation
 faces carved from Training, for choosing a model; the test split (PublicTest in our copy) is for reporting.
 The peer is scored on the first FER2013-labelled model's faces.
@@ -32,15 +32,25 @@ def held_out(tflite: Path, split: str, data: str | None):
     return cal.preprocess(rd.faces[idx]), rd.labels[idx], (rd.test_name if split == "test" else "validation")
 
 
+def tflite_in(model) -> Path:
+    """The file the Pi runs: ``model`` itself, or in a folder its int8 file (else its only .tflite file)."""
+    from device.errors import InputError
+    p = Path(model)
+    if p.is_file() and p.suffix == ".tflite":
+        return p
+    found = sorted(p.glob("*.tflite")) if p.is_dir() else []
+    int8 = [f for f in found if f.name == "model_int8.tflite"]
+    if int8 or len(found) == 1:
+        return (int8 or found)[0]
+    raise InputError(f"{model}: no .tflite model there" if not found else
+                     f"{model}: several .tflite files and no model_int8.tflite: name the file")
+
+
 def score_model(model: str, split: str, data: str | None) -> tuple[dict, tuple]:
     from device.interpreter import TFLiteClassifier
     from device.paths import portable
-    from train.distill import converted_model
-    from device.errors import InputError
 
-    tflite = converted_model(Path(model), "MODEL")
-    if tflite is None:
-        raise InputError(f"{model}: no .tflite model there")
+    tflite = tflite_in(model)
     faces, labels, name = held_out(tflite, split, data)
     clf = TFLiteClassifier(tflite)
     scores = field_scores(lambda f: clf.predict_batched(f, 256), faces, labels, clf.labels)
