@@ -8,7 +8,6 @@ scripts read.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,23 +18,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT)]
 from convert import results  # noqa: E402  (what python -m convert results runs)
 from convert.results import cli as results_cli  # noqa: E402
 from device.contract import LABELS  # noqa: E402
 from device.errors import run_click  # noqa: E402
+from convert import reproduce  # noqa: E402  (what scripts/reproduce.py runs)
 from train.config import resolve  # noqa: E402
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, mod)
-    spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-reproduce = _load("reproduce")
 
 RANDOM_INIT = results.RANDOM_INIT
 

@@ -1,6 +1,6 @@
 """docs/RESULTS.md's machinery: ``collect`` reads the runs' records, ``text`` writes a value or a
 run's fact, ``run_section`` and ``render`` make the document; ``cli`` is ``python -m convert results``.
-The names below are what the others use (convert/ship.py's README, scripts/reproduce.py)."""
+The names below are what the others use (convert/ship.py's README, convert/reproduce.py)."""
 from .collect import (FLIP_DIR, RECORDS, archive_runs, collect, epochs_planned, g, load_run, read_json,
                       recorded, scores, shown_path)
 from .render import DEFAULT_DATA, render

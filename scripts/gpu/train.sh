@@ -17,7 +17,7 @@ export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
 python3 -m train unpack .gpu/data "$DATA" || exit 1
-cp -r .gpu/root/. / || exit 1  # the teachers outside the repository, at their own paths
+cp -r .gpu/outside/. / || exit 1  # the teachers outside the repository, at their own paths
 IFS=, read -ra seeds <<< "${SEEDS:-21,22,23,24}"
 name=${NAME:-vgg_cnn-gpu-s\{seed\}}
 runs=()

@@ -83,11 +83,11 @@ apt_opts() {  # apt-get/apt-cache options for an arm64 view of $1's archive, all
        "-o APT::Sandbox::User=root -o Debug::NoLocking=1"
 }
 
-build_root() {  # $1 release, $2 python version, $3 QEMU_CPU -> $CACHE/$1/root
+build_root() {  # $1 release, $2 python version, $3 QEMU_CPU -> $CACHE/$1/sysroot
   local rel=$1 py=python$2 d=$CACHE/$1 opts pkgs
-  [ -e "$d/root/.complete" ] && return
-  say "arm64 $py from Debian $rel into $d/root"
-  rm -rf "$d" && mkdir -p "$d/lists/partial" "$d/apt/archives/partial" "$d/debs" "$d/root"
+  [ -e "$d/sysroot/.complete" ] && return
+  say "arm64 $py from Debian $rel into $d/sysroot"
+  rm -rf "$d" && mkdir -p "$d/lists/partial" "$d/apt/archives/partial" "$d/debs" "$d/sysroot"
   echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $rel main" \
     > "$d/sources.list"
   opts=$(apt_opts "$rel" "$d")
@@ -100,10 +100,10 @@ build_root() {  # $1 release, $2 python version, $3 QEMU_CPU -> $CACHE/$1/root
          grep -v '^[ <]' | grep -vE '^(perl.*|libperl.*|dpkg|tar|install-info)$' | sort -u)
   # shellcheck disable=SC2086
   (cd "$d/debs" && apt-get $opts download -qq $pkgs)
-  for deb in "$d"/debs/*.deb; do dpkg -x "$deb" "$d/root"; done
-  [ -e "$d/root/lib" ] || ln -s usr/lib "$d/root/lib"  # Trixie ships /usr/lib only; the loader is /lib/ld-linux-aarch64.so.1
-  write_cpuinfo "$d/root" "$3"
-  touch "$d/root/.complete"
+  for deb in "$d"/debs/*.deb; do dpkg -x "$deb" "$d/sysroot"; done
+  [ -e "$d/sysroot/lib" ] || ln -s usr/lib "$d/sysroot/lib"  # Trixie ships /usr/lib only; the loader is /lib/ld-linux-aarch64.so.1
+  write_cpuinfo "$d/sysroot" "$3"
+  touch "$d/sysroot/.complete"
 }
 
 # qemu-user shows the host's x86 /proc/cpuinfo; LiteRT's CPU detection then crashes (SIGSEGV) in
@@ -132,7 +132,7 @@ platform_tags() {
 }
 
 build_venv() {  # $1 target -> $CACHE/venv-$1
-  local t=$1 v=$CACHE/venv-$1 py=python$(pyver "$1") root=$CACHE/$(release "$1")/root stamp c
+  local t=$1 v=$CACHE/venv-$1 py=python$(pyver "$1") root=$CACHE/$(release "$1")/sysroot stamp c
   c=$(constraints "$t")
   stamp=$(cat device/requirements.txt device/requirements-mqtt.txt ${c:+"$c"} | sha256sum | cut -c1-16)
   [ "$(cat "$v/.stamp" 2>/dev/null)" = "$stamp" ] && return
@@ -150,7 +150,7 @@ build_venv() {  # $1 target -> $CACHE/venv-$1
 on_arm() {  # $1 target, then the command (its python is the target's venv)
   local t=$1
   shift
-  QEMU_LD_PREFIX=$CACHE/$(release "$t")/root QEMU_CPU=$(cpu "$t") "$@"
+  QEMU_LD_PREFIX=$CACHE/$(release "$t")/sysroot QEMU_CPU=$(cpu "$t") "$@"
 }
 
 # Left out under emulation: each runs device/run.py over 115-600 clip frames (or a real MQTT broker) in a
