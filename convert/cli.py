@@ -47,6 +47,9 @@ SUBCOMMANDS = {"select": select.cli, "soup": soup.cli, "recover": recover.cli, "
               help=f"Another run folder (same data, split and labels) whose model is averaged with this one "
                    f"inside the file (an ensemble; repeatable); writes to RUN/{pipeline.ENSEMBLE_DIR} "
                    f"(or RUN/{pipeline.ENSEMBLE_DIR}-{pipeline.FLIP_TTA_DIR}) unless --out is given.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Fit a softmax temperature on the run's validation faces and bake it into the files, "
+                   "so their probabilities are calibrated (convert/temperature.py).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def command(ctx, quiet, **options):

@@ -24,10 +24,12 @@ from device.bench import model_latency
 from device.errors import InputError, UsageError
 from device.metadata import METADATA_NAME, read_metadata, write_metadata
 from device.paths import portable
+from device.reliability import reliability
 
 from . import calibration as cal
 from . import export as ex
 from . import report as rep
+from . import temperature as tmp
 from .console import Progress, captured_stderr, info
 
 MODEL_NAME = "model.keras"
@@ -69,7 +71,8 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
         out: str | os.PathLike | None = None, calib: int = cal.DEFAULT_CALIB, data: str | os.PathLike | None = None,
         ferplus: str | os.PathLike | None = None, eval_limit: int | None = None, max_drop: float | None = None, eval_faces: int = rep.DEFAULT_EVAL_FACES,
         latency_runs: int = DEFAULT_LATENCY_RUNS, threads: int | None = None, flip_tta: bool = False,
-        members: tuple[str | os.PathLike, ...] = (), progress: bool = True, provenance: dict | None = None) -> ConvertResult:
+        members: tuple[str | os.PathLike, ...] = (), progress: bool = True, provenance: dict | None = None,
+        calibrate: bool = True) -> ConvertResult:
     """Convert a training run folder to TFLite, score every model on the run's evaluation split, write the report.
 
     Always writes ``model_float32.tflite`` (the reference); ``int8``/``float16``/``dynamic`` add
@@ -79,7 +82,8 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
     beside the plain ``model.keras`` they differ from. ``members``: other run folders (same labels, data
     and split) whose models are averaged with this one inside the file (an ensemble; default output
     ``RUN/ensemble``, or ``RUN/ensemble-flip-tta``); evaluation and calibration stay the run's own. ``provenance``: ``device.provenance.record``
-    of the command that asked for this, stored in report.json.
+    of the command that asked for this, stored in report.json. ``calibrate``: fit a temperature on the run's
+    validation faces for what the file outputs and fold it into the model before export (``convert.temperature``).
     """
     check_options(int8=int8, max_drop=max_drop, calib=calib, eval_limit=eval_limit, eval_faces=eval_faces,
                   latency_runs=latency_runs)
@@ -89,33 +93,44 @@ def run(run_dir: str | os.PathLike, *, int8: bool = False, float16: bool = False
     labels = list(meta["labels"])
     member_dirs = [check_member(m, run_dir, meta, cfg) for m in members]
     out_dir = output_dir(run_dir, out, flip_tta, len(member_dirs))
-    model = load_keras_model(run_dir / MODEL_NAME, len(labels))
-    if flip_tta or member_dirs:
-        from train.models import averaged
-        model = averaged([model] + [load_keras_model(m / MODEL_NAME, len(labels)) for m in member_dirs], flip_tta)
+    meta = {k: v for k, v in meta.items() if k not in tmp.METADATA_KEYS}  # a re-conversion fits its own
+    bases = [load_keras_model(p / MODEL_NAME, len(labels)) for p in [run_dir, *member_dirs]]
     seed = int(cfg.get("seed", 0) or 0)
     run_data = cal.load_run_data(run_dir, cfg, meta, data, ferplus)  # the run's own data, labels and split
     calib_faces, _, calib_stats = (cal.calibration_faces(run_data.faces, run_data.train, calib, seed)
                                    if int8 else (None, None, None))
     ev = evaluation(run_data, eval_limit, seed)
+    val = (cal.preprocess(run_data.faces[run_data.val]), run_data.labels[run_data.val])
+    info("fitting the temperature on the validation faces" if calibrate else "scoring the validation faces", progress)
+    try:
+        temp = tmp.calibrate(bases, flip_tta, val, (ev.faces, ev.labels), calibrate, seed)
+    except tmp.TemperatureError as e:
+        raise UsageError(str(e)) from None
+    if flip_tta or member_dirs:
+        from train.models import averaged
+        model = averaged(bases, flip_tta)
+    else:
+        model = bases[0]
 
-    prepare_out_dir(out_dir, run_dir, meta, flip_tta, member_dirs)
+    prepare_out_dir(out_dir, run_dir, meta, flip_tta, member_dirs, tmp.metadata_fields(temp))
     info(f"converting {run_dir / MODEL_NAME} -> {out_dir}", progress)
     paths = {target: export(target, model, out_dir, calib_faces, progress) for target in targets}
     models = score(model, run_dir / MODEL_NAME, paths, ev, labels, threads or os.cpu_count() or 1, latency_runs,
                    progress)
-    notes = run_data.notes + ev.notes
+    score_val(models, paths, val, temp.val_probs)
+    notes = run_data.notes + ev.notes + ([f"no test faces: ECE on {ev.name} is measured on the faces the "
+                                          "temperature was fitted on"] if calibrate and ev.name == "val" else [])
     if "int8" in models:
         models["int8"]["checks"], int8_notes = rep.int8_checks(models["int8"])
         notes += int8_notes
-    paths.update(write_artefacts(out_dir, models, labels, ev, eval_faces, seed))
+    paths.update(write_artefacts(out_dir, models, labels, ev, eval_faces, seed, temp.record))
     gate = rep.drop_gate(models, max_drop)
     report = rep.build_report(
         run_dir=run_dir, out_dir=out_dir, meta=meta, cfg=cfg, flip_tta=flip_tta, members=member_dirs,
         evaluation={"split": ev.name, "split_kind": run_data.split_kind, "n": int(len(ev.faces)), "limit": eval_limit,
                     "data": str(run_data.path), "data_sha256": run_data.sha256},
-        calibration=calib_stats, models=models, gate=gate, notes=notes, files=[p.name for p in paths.values()],
-        provenance_record=provenance)
+        calibration=calib_stats, temperature=temp.record, models=models, gate=gate, notes=notes,
+        files=[p.name for p in paths.values()], provenance_record=provenance)
     paths["report_json"], paths["report_md"] = rep.write_report(out_dir, report)
     return ConvertResult(out_dir=out_dir, paths=paths, report=report,
                          gate_passed=None if gate is None else gate["passed"], notes=notes)
@@ -252,13 +267,17 @@ def evaluation(data: cal.RunData, limit: int | None, seed: int) -> Evaluation:
 
 # ---- convert, score, write -------------------------------------------------------------------------
 
-def prepare_out_dir(out_dir: Path, run_dir: Path, meta: dict, flip_tta: bool, members: list[Path] = ()) -> None:
+def prepare_out_dir(out_dir: Path, run_dir: Path, meta: dict, flip_tta: bool, members: list[Path] = (),
+                    temperature: dict | None = None) -> None:
+    """``meta``: the run's metadata less any temperature; ``temperature``: the fields of the one baked in now."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "report.md"):  # never leave a report describing other models
         (out_dir / stale).unlink(missing_ok=True)
-    if flip_tta or members:  # the device needs nothing new (the averaging is inside the file); people reading it do
-        write_metadata(out_dir, {**meta, **({"test_time_augmentation": "flip"} if flip_tta else {}),
-                                 **({"ensemble": [portable(run_dir), *map(portable, members)]} if members else {})})
+    # the device needs nothing new (averaging and temperature are inside the file); people reading it do
+    extra = {**({"test_time_augmentation": "flip"} if flip_tta else {}),
+             **({"ensemble": [portable(run_dir), *map(portable, members)]} if members else {}), **(temperature or {})}
+    if extra or read_metadata(run_dir) != meta:  # the run folder's own may hold a stale temperature
+        write_metadata(out_dir, {**meta, **extra})
     elif out_dir.resolve() != run_dir.resolve():
         write_bytes(out_dir / METADATA_NAME, (run_dir / METADATA_NAME).read_bytes())
 
@@ -280,6 +299,7 @@ def score(model, model_file: Path, paths: dict[str, Path], ev: Evaluation, label
     with Progress(len(ev.faces), "evaluating keras", progress) as bar:
         models["keras"], probs["keras"] = rep.score(rep.keras_predict(model), ev.faces, ev.labels, labels, bar)
     models["keras"].update(file=model_file.name, size_bytes=model_file.stat().st_size)
+    models["keras"]["reliability"] = {"test": reliability(probs["keras"], ev.labels)}
     for name, path in paths.items():
         with Progress(len(ev.faces), f"evaluating {name}", progress) as bar:
             m, probs[name] = rep.score_tflite(path, ev.faces, ev.labels, labels, threads=threads, progress=bar)
@@ -287,8 +307,19 @@ def score(model, model_file: Path, paths: dict[str, Path], ev: Evaluation, label
                  graph=ex.graph_stats(path, list_float_ops=name == "int8"))
         m.update(rep.comparisons(name, m, probs[name], models, probs))
         m["latency"] = [latency(path, t, ev.faces[:1], latency_runs) for t in sorted({1, threads})]
+        m["reliability"] = {"test": reliability(probs[name], ev.labels)}
         models[name] = m
     return models
+
+
+def score_val(models: dict, paths: dict[str, Path], val: tuple[np.ndarray, np.ndarray],
+              keras_probs: np.ndarray | None) -> None:
+    """Each model's reliability on the validation faces too (Keras's from the logits the fit used)."""
+    if keras_probs is None:
+        return
+    models["keras"]["reliability"]["val"] = reliability(keras_probs, val[1])
+    for name, path in paths.items():
+        models[name]["reliability"]["val"] = reliability(rep.classifier(path).predict_batched(val[0]), val[1])
 
 
 def latency(path: Path, threads: int, face: np.ndarray, runs: int) -> dict:
@@ -298,9 +329,11 @@ def latency(path: Path, threads: int, face: np.ndarray, runs: int) -> dict:
 
 
 def write_artefacts(out_dir: Path, models: dict, labels: list[str], ev: Evaluation, eval_faces: int,
-                    seed: int) -> dict[str, Path]:
-    """A confusion-matrix PNG per model, and ``eval_faces.npz`` (labelled faces for ``run.py bench``)."""
-    paths = {}
+                    seed: int, temperature: dict | None = None) -> dict[str, Path]:
+    """A confusion-matrix PNG per model, a reliability diagram per split, and ``eval_faces.npz`` (labelled
+    faces for ``run.py bench``)."""
+    paths = {f"reliability_{split}": png for split, png in rep.plot_reliability_splits(
+        out_dir, models, (temperature or {}).get("keras_uncalibrated"), ev.name).items()}
     for name, m in models.items():
         png = rep.plot_confusion(m["confusion"], labels, out_dir / f"confusion_{name}.png",
                                  f"{name}: accuracy {100 * m['accuracy']:.1f}% ({ev.name}, n={len(ev.faces)})")

@@ -123,7 +123,7 @@ def versions() -> dict:
 
 
 def build_report(*, run_dir, out_dir, meta: dict, cfg: dict, flip_tta: bool, members=(), evaluation: dict, calibration,
-                 models: dict, gate: dict | None, notes: list[str], files, provenance_record: dict | None) -> dict:
+                 models: dict, temperature: dict | None = None, gate: dict | None, notes: list[str], files, provenance_record: dict | None) -> dict:
     """report.json's dict: what was converted, on which faces, every model's scores, and what ran."""
     return {
         "format": FORMAT,
@@ -136,6 +136,7 @@ def build_report(*, run_dir, out_dir, meta: dict, cfg: dict, flip_tta: bool, mem
         "out_dir": str(out_dir),
         "evaluation": evaluation,
         "calibration": calibration,
+        "temperature": temperature,  # convert.temperature: the softmax temperature baked into the files
         "models": models,
         "gate": gate,
         "notes": notes,
@@ -188,6 +189,38 @@ def write_eval_faces(path, faces: np.ndarray, labels: np.ndarray, split_name: st
                                 labels=np.asarray(labels)[idx].astype(np.int64),
                                 split=np.asarray(str(split_name)), label_names=np.asarray(list(label_names)))
     return path
+
+
+def plot_reliability_splits(out_dir, models: dict, uncalibrated: dict | None, test_name: str) -> dict[str, Path]:
+    """reliability_val.png and reliability_test.png: every model's curve, with the uncalibrated Keras one."""
+    out = {}
+    for split in ("val", "test"):
+        curves = {name: m["reliability"][split] for name, m in models.items() if split in m.get("reliability", {})}
+        if uncalibrated and split in uncalibrated:
+            curves = {"keras uncalibrated": uncalibrated[split], **curves}
+        if curves:
+            shown = "val" if split == "val" else test_name
+            out[split] = plot_reliability(curves, Path(out_dir) / f"reliability_{split}.png",
+                                          f"reliability on {shown} (n={next(iter(curves.values()))['n']})")
+    return out
+
+
+def plot_reliability(curves: dict[str, dict], path, title: str) -> Path:
+    """Accuracy against mean confidence per non-empty bin, one line per model, and the diagonal."""
+    from train.report import plt  # matplotlib with the Agg backend, as training's plots
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":", label="perfect")
+    for name, rel in curves.items():
+        pts = [(b["confidence"], b["accuracy"]) for b in rel["bins"] if b["n"]]
+        ax.plot(*zip(*pts), marker="o", ms=3, ls="--" if "uncalibrated" in name else "-",
+                label=f"{name} (ECE {rel['ece']:.3f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1, mean per bin)", ylabel="accuracy", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_confusion(cm, labels: Sequence[str], path, title: str) -> Path:
@@ -305,11 +338,41 @@ def render_markdown(r: dict) -> str:
                     "reshape (Flatten on a dynamic batch). Integer, not float; an integer-only NPU delegate may "
                     "leave these few scalar ops on the CPU.", ""]
 
+    out += _calibration_lines(r)
     pngs = [(n, r["models"][n]["confusion_png"]) for n in names if r["models"][n].get("confusion_png")]
     if pngs:
         out += ["## Confusion matrices", ""] + [f"![{n}]({p})" for n, p in pngs] + [""]
     out += ["Files: " + ", ".join(f"`{f}`" for f in r.get("files", [])), ""]
     return "\n".join(out)
+
+
+def _ece(rel: dict | None) -> str:
+    return "-" if not rel else f"{rel['ece']:.4f} (conf {rel['mean_confidence']:.3f}, acc {rel['accuracy']:.3f})"
+
+
+def _calibration_lines(r: dict) -> list[str]:
+    """report.md's calibration section: the temperature, and ECE per model and split."""
+    t = r.get("temperature") or {}
+    if "n" not in t:
+        return []
+    if t.get("calibrated"):
+        cv = t.get("cv_nll") or {}
+        head = [f"Temperature {t['temperature']} ({t['method']}; fitted on {t['n']} validation faces by NLL of "
+                f"what the file outputs: {t['nll_before']:.4f} -> {t['nll_after']:.4f}), folded into the final "
+                "softmax layer of the exported files."
+                + (f" Held-out NLL (2-fold on val): scalar {cv['scalar']:.4f}, per-class {cv['per_class']:.4f}."
+                   if cv else "")]
+    else:
+        head = ["Not calibrated (--no-calibrate): the files output the model's own softmax."]
+    rows = ([("keras uncalibrated", t["keras_uncalibrated"])] if t.get("keras_uncalibrated") else []) + \
+        [(n, m.get("reliability", {})) for n, m in r["models"].items()]
+    test = r["evaluation"]["split"]
+    out = ["## Calibration (expected calibration error, 10 bins, top-1)", "", *head, "",
+           f"| model | ECE val | ECE {test} |", "| --- | --- | --- |"]
+    out += [f"| {n} | {_ece(rel.get('val'))} | {_ece(rel.get('test'))} |" for n, rel in rows]
+    pngs = [f"![reliability {s}](reliability_{s}.png)" for s in ("val", "test")
+            if f"reliability_{s}.png" in r.get("files", [])]
+    return out + [""] + ([*pngs, ""] if pngs else [])
 
 
 def write_report(out_dir, report: dict) -> tuple[Path, Path]:
