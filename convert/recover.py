@@ -132,7 +132,8 @@ def recover(model_arg: str, out: Path, data: str | None, provenance: dict | None
     meta = read_metadata(tflite)
     held = meta.get("data") or {}
     cfg = {**TrainConfig().to_dict(), "model": meta.get("model"), "out": str(out), "data": held.get("path"),
-           **{k: held[k] for k in ("split", "seed", "val_fraction", "limit", "labels") if k in held},
+           **{k: held[k] for k in ("split", "seed", "val_fraction", "limit", "labels", "ferplus", "label_scheme")
+              if k in held},  # a FER+ model's split and labels need its votes file and scheme
            "recovered_from": {"model": str(tflite), "sha256": file_sha256(tflite)}}
     try:
         model = build_model(cfg["model"], num_classes=len(meta["labels"]))
