@@ -20,10 +20,12 @@ from .detect import HaarDetector, IoUTracker
 from .errors import InputError
 from .interpreter import TFLiteClassifier
 from .log import NullWriter
+from .macs import format_macs, macs_record
 from .stderr import quiet_native_stderr
 from .loop import STAGES, Loop
 from .metrics import agreement, evaluate
 from .modes import KioskAggregator
+from .reliability import reliability
 from .sources import VideoSource
 
 
@@ -105,6 +107,7 @@ def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Seque
     face = data["faces"][0] if data is not None else np.full(INPUT_SHAPE[:2], 128, np.uint8)  # latency only
     for name, path in paths.items():
         m[name]["latency"], m[name]["loop"] = {}, {}
+        m[name]["macs"] = macs_record(path)  # the cost per face on any machine, beside this one's timings
         for n in threads:
             with quiet_native_stderr():
                 clf = TFLiteClassifier(path, threads=n)
@@ -129,8 +132,9 @@ def _score(name: str, path: Path, data: dict, threads: int, faces_path, log, int
                          f"labels of {path}")
     log(f"scoring {name} on {len(faces)} faces")
     ev = evaluate(clf.predict, faces, labels, clf.labels, batch_size=64)
-    into.update(accuracy=ev["accuracy"], macro_f1=ev["macro_f1"], per_class=ev["per_class"],
-                confusion=ev["confusion"])
+    rel = reliability(ev["probs"], labels)  # do its probabilities mean what they say (the modes' thresholds)
+    into.update(accuracy=ev["accuracy"], macro_f1=ev["macro_f1"], ece=rel["ece"],
+                mean_confidence=rel["mean_confidence"], per_class=ev["per_class"], confusion=ev["confusion"])
     return ev.pop("probs")
 
 
@@ -139,8 +143,9 @@ def format_table(r: dict) -> str:
     lines = []
     if "faces" in r:
         lines += [f"faces: {r['faces']['n']} ({r['faces']['split'] or 'unnamed split'}) from {r['faces']['path']}",
-                  f"{'model':8} {'accuracy':>9} {'macro-F1':>9}",
-                  *(f"{k:8} {m[k]['accuracy']:9.4f} {m[k]['macro_f1']:9.4f}" for k in m)]
+                  f"{'model':8} {'accuracy':>9} {'macro-F1':>9} {'ECE':>7} {'mean conf':>9}",
+                  *(f"{k:8} {m[k]['accuracy']:9.4f} {m[k]['macro_f1']:9.4f} {m[k]['ece']:7.4f} "
+                    f"{m[k]['mean_confidence']:9.4f}" for k in m)]
     else:
         lines.append("no labelled faces (--faces): latency and loop speed only")
     if "accuracy_drop" in r:
@@ -154,6 +159,9 @@ def format_table(r: dict) -> str:
             lf = f"{loop['fps']:9.1f}" if loop else f"{'-':>9}"
             lm = f"{loop['latency_ms']['per_frame']:14.2f}" if loop else f"{'-':>14}"
             lines.append(f"{k:8} {n:>7} {lat['median_ms']:10.3f} {lat['fps']:10.1f} {lf} {lm}")
+    lines += [f"{k} multiply-accumulates per face: {format_macs(m[k]['macs']['per_face'])} ("
+              + ", ".join(f"{op} {format_macs(v)}" for op, v in m[k]["macs"]["by_op"].items()) + ")"
+              for k in m if m[k].get("macs")]
     for k in m:
         for n, loop in m[k]["loop"].items():
             ms = loop["latency_ms"]

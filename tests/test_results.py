@@ -84,9 +84,9 @@ def test_missing_pieces_show_not_run(work):
     make_run(work / "records", "vanilla_cnn-paper-random80", report=False, bench=False)
     text = render(Path("records"))
     cells = [c.strip() for c in row_for(text, "vanilla_cnn-paper-random80").strip("|").split("|")]
-    assert cells[4] == "42.0%" and cells[5:] == ["not run"] * 7  # Keras accuracy from metrics.json
+    assert cells[4] == "42.0%" and cells[5:] == ["not run"] * 8  # Keras accuracy from metrics.json
     for model in ("Residual+CNN", "ResNet50+CNN"):
-        assert row_for(text, f"| {model} |").count("not run") == 11
+        assert row_for(text, f"| {model} |").count("not run") == 12
     assert "Conversion: not run" in text and "Bench: not run" in text and "converted not run" in text
     assert "# conversion: not run (no report.json)" in text and "| peer: `fer` mini-Xception |" in text
 
@@ -317,3 +317,15 @@ def test_selection_section_shows_each_runs_latest_validation_figures(work):
     assert rows[3].startswith("| `new.json` | 2 | 2 | run 1 + flip: `vgg_cnn-a` + mirror | 62.00% | 60.00% "
                               "(`device/models/default/model_int8.tflite`) | ")
     assert len(rows) == 4 and "broken" not in section
+
+
+def test_summary_shows_the_int8_ece_when_measured(work):
+    """The int8 ECE column: the report's figure when convert measured it, "not measured" for older reports."""
+    run = make_run(work / "records", "vanilla_cnn-paper-random80")
+    report = json.loads((run / "report.json").read_text())
+    cells = [c.strip() for c in row_for(render(Path("records")), "vanilla_cnn-paper-random80").strip("|").split("|")]
+    assert cells[8] == "not measured"
+    report["models"]["int8"]["reliability"] = {"test": {"ece": 0.0206}}
+    write(run / "report.json", report)
+    cells = [c.strip() for c in row_for(render(Path("records")), "vanilla_cnn-paper-random80").strip("|").split("|")]
+    assert cells[8] == "0.021"

@@ -53,9 +53,18 @@ def by_model(runs: list[Run]):
 def summary_row(r: Run, name: str | None = None) -> list[str]:
     f32, i8 = scores(r, "float32"), scores(r, "int8")
     return [name or title(r), f"`{r.name}`", split_text(r), epochs_text(r), pct(scores(r, "keras").get("accuracy")),
-            pct(f32.get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")),
+            pct(f32.get("accuracy")), pct(i8.get("accuracy")), pct(i8.get("macro_f1")), ece_text(i8),
             pp(g(i8, "drop_vs_float32", "accuracy_pp")), size(i8.get("size_bytes")),
             ms(latency(r, "int8", "bench") or latency(r, "int8", "report")), loop_fps(r)]
+
+
+def ece_text(m: dict) -> str:
+    """The int8 file's expected calibration error on the reported split; conversions before convert measured it
+    (convert/temperature.py) show "not measured"."""
+    if not m:
+        return NOT_RUN
+    ece = g(m, "reliability", "test", "ece")
+    return "not measured" if ece is None else f"{float(ece):.3f}"
 
 
 def progress(state: dict, cfg: dict, best: bool = True) -> str:
@@ -67,19 +76,21 @@ def progress(state: dict, cfg: dict, best: bool = True) -> str:
 def summary_section(runs: list[Run], unfinished) -> list[str]:
     rows = []
     for model, mine in by_model(runs):
-        going = [[PAPER[model][0], f"`{f.name}`", f"{NOT_RUN} (training: {progress(s, c, best=False)})"] + [NOT_RUN] * 9
+        going = [[PAPER[model][0], f"`{f.name}`", f"{NOT_RUN} (training: {progress(s, c, best=False)})"] + [NOT_RUN] * 10
                  for f, s, c in unfinished if c.get("model") == model]
-        rows += [] if mine else going or [[PAPER[model][0]] + [NOT_RUN] * 11]
+        rows += [] if mine else going or [[PAPER[model][0]] + [NOT_RUN] * 12]
         for r in mine:
             rows += [summary_row(r)] + ([summary_row(r.flip, f"{title(r)} + flip TTA")] if r.flip else [])
             rows += [summary_row(e, f"{title(r)} ensemble of {1 + len(members(e))}"
                                  + (" + flip TTA" if g(e.report, "run", "flip_tta") else "")) for e in r.ensembles]
     lines = ["## Summary", "",
              "Accuracy is on the split named in each row; int8 drop = float32 − int8 accuracy, in percentage points "
-             "(positive: int8 is worse). Latency: one face (batch 1), median after warm-up, 1 thread. Loop fps: the "
+             "(positive: int8 is worse). int8 ECE: expected calibration error of the int8 file's probabilities on the same "
+             "split (10 bins, top-1; 0 is perfect; \"not measured\": converted before convert reported it). Latency: one face (batch 1), median after warm-up, 1 thread. Loop fps: the "
              "whole device loop (decode, Haar detection, crop, classify) on the clip.", ""]
     lines += table(["model", "run", "reported on", "epochs run / planned", "Keras acc", "float32 acc", "int8 acc",
-                    "int8 macro-F1", "int8 drop", "int8 size", "int8 latency (1 thread)", "loop fps (clip, int8)"],
+                    "int8 macro-F1", "int8 ECE", "int8 drop", "int8 size", "int8 latency (1 thread)",
+                    "loop fps (clip, int8)"],
                    rows) + [""]
     if unfinished:
         lines += ["Unfinished run folders (training not finished: no metrics.json yet, so no figures):", ""]

@@ -11,6 +11,7 @@ from device.contract import LABELS
 from device.interpreter import TFLiteClassifier
 from device.metrics import agreement, evaluate
 from device.paths import portable, portable_record, portable_text
+from device.reliability import expected_calibration_error
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
         probs[name] = ev["probs"]
         assert r["models"][name]["accuracy"] == pytest.approx(ev["accuracy"])
         assert r["models"][name]["macro_f1"] == pytest.approx(ev["macro_f1"])
+        assert r["models"][name]["ece"] == pytest.approx(expected_calibration_error(ev["probs"], labels[:120]))
         assert set(r["models"][name]["latency"]) == set(r["models"][name]["loop"]) == {"1", "2"}
         for lat in r["models"][name]["latency"].values():
             assert lat["median_ms"] > 0 and lat["fps"] > 0 and lat["runs"] == 20
@@ -55,6 +57,7 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
     assert r["agreement"] == pytest.approx(agreement(probs["int8"], probs["float32"]))
     table = res.stdout
     assert "int8/float32 agreement: top-1" in table and "drop (float32 - int8)" in table
+    assert any(line.split()[:5] == ["model", "accuracy", "macro-F1", "ECE", "mean"] for line in table.splitlines())
     # everything an issue needs: the command, the machine and the package versions, then per-stage ms
     head = table.splitlines()[:3]
     assert head[0] == f"ferlite bench, {prov['date']}: {prov['command']}"
