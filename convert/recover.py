@@ -153,14 +153,16 @@ def recover(model_arg: str, out: Path, data: str | None, provenance: dict | None
         raise InputError(f"{tflite}: the rebuilt model agrees with the file on only {agreement:.1%} of the "
                          f"validation faces (needs {MIN_AGREEMENT:.0%}): nothing written")
     write_run(out, model, {**meta, "recovered_from": cfg["recovered_from"]}, {**cfg, "recovery_check": check},
-              provenance or {})
+              provenance or {}, metrics={"recovered_from": cfg["recovered_from"], "recovery_check": check})
     return check
 
 
-def write_run(out: Path, model, meta: dict, cfg: dict, provenance: dict) -> None:
+def write_run(out: Path, model, meta: dict, cfg: dict, provenance: dict, metrics: dict | None = None) -> None:
     """model.keras, metadata.json (without the mirror: the network is one pass) and config.json (with the
     command that made it), written into a scratch folder renamed to ``out`` at the end: a failure leaves
-    no half run folder. soup.py writes its run folders with it too."""
+    no half run folder. soup.py writes its run folders with it too. ``metrics``: a metrics.json, the mark of a
+    finished run that ``convert ship`` and ``convert results --archive`` look for (a recovered run has nothing
+    left to train: it holds the recovery check, not training figures)."""
     import shutil
 
     from device.atomic import write_json
@@ -173,6 +175,8 @@ def write_run(out: Path, model, meta: dict, cfg: dict, provenance: dict) -> None
         model.save(tmp / "model.keras")
         write_metadata(tmp, {k: v for k, v in meta.items() if k != "test_time_augmentation"})
         write_json(tmp / "config.json", portable_record({**cfg, "provenance": provenance}))  # runs as runs/NAME
+        if metrics is not None:
+            write_json(tmp / "metrics.json", portable_record(metrics))
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -159,6 +159,33 @@ def committed_model(sha256: str | None) -> tuple[str, str] | None:
     return None
 
 
+def recipe_line(r) -> str:
+    """How the run was made: its training recipe, or the file a recovered run (convert recover) was rebuilt from."""
+    rec = r.cfg.get("recovered_from")
+    if rec:
+        return (f"- Recovered by `python -m convert recover` from `{rec.get('model')}` (sha256 "
+                f"`{str(rec.get('sha256'))[:16]}...`): that file's weights in a Keras run folder, not a training run; "
+                f"how the file was trained is in the README shipped beside it (git log -- "
+                f"{Path(str(rec.get('model'))).parent}/README.md)")
+    return (mr.recipe_text(r.cfg) + f"; epochs run {r.metrics.get('epochs_run', '?')} of {mr.epochs_planned(r) or '?'} "
+            f"planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} at epoch "
+            f"{r.metrics.get('best_epoch', '?')})")
+
+
+def calibration_lines(shipped) -> list[str]:
+    """The temperature convert baked into the file (convert/temperature.py); none for older conversions."""
+    t = mr.g(shipped.report, "temperature", default={})
+    if not t.get("calibrated"):
+        return []
+    before = mr.g(t, "keras_uncalibrated", "test", "ece")
+    after = mr.g(shipped.report, "models", "int8", "reliability", "test", "ece")
+    ece = lambda x: "?" if x is None else f"{x:.3f}"  # noqa: E731
+    return [f"- Calibrated probabilities: temperature {t.get('temperature')} fitted on {t.get('n')} validation faces and "
+            f"folded into the file; expected calibration error (10 bins, top-1) on "
+            f"{mr.g(shipped.report, 'evaluation', 'split', default='?')}: int8 {ece(after)}, the model before "
+            f"calibration {ece(before)}"]
+
+
 def readme(run: Path, flip_tta: bool, members: list[Path] = (), dest: Path = Path(DEFAULT_DEST),
            max_bytes: int = MAX_BYTES) -> str:
     r = mr.load_run(run)
@@ -187,9 +214,7 @@ def readme(run: Path, flip_tta: bool, members: list[Path] = (), dest: Path = Pat
         + (f"; an ensemble: the file also holds the model of {', '.join(f'`{mr.shown_path(m)}`' for m in members)} "
            f"(same data and split) and averages all {1 + len(members)} models' "
            f"probabilities ({1 + len(members)}x the time of one)" if members else ""),
-        mr.recipe_text(r.cfg) + f"; epochs run {r.metrics.get('epochs_run', '?')} of {mr.epochs_planned(r) or '?'} "
-        f"planned (best validation accuracy {mr.pct(r.metrics.get('best_val_accuracy'))} at epoch "
-        f"{r.metrics.get('best_epoch', '?')})",
+        recipe_line(r), *calibration_lines(shipped),
         f"- Data: `{data.get('path', r.cfg.get('data', '?'))}`, sha256 `{data.get('sha256', '?')}`",
         f"- int8 model on {mr.split_text(shipped)}: **{mr.pct(i8.get('accuracy'), 2)}** accuracy"
         + (" against FER+ majority labels" if ferplus else "") + " (macro-F1 "
