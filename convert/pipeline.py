@@ -22,6 +22,7 @@ from device import contract
 from device.atomic import write_bytes
 from device.bench import model_latency
 from device.errors import InputError, UsageError
+from device.macs import macs_record
 from device.metadata import METADATA_NAME, read_metadata, write_metadata
 from device.paths import portable
 from device.reliability import reliability
@@ -304,7 +305,7 @@ def score(model, model_file: Path, paths: dict[str, Path], ev: Evaluation, label
         with Progress(len(ev.faces), f"evaluating {name}", progress) as bar:
             m, probs[name] = rep.score_tflite(path, ev.faces, ev.labels, labels, threads=threads, progress=bar)
         m.update(file=path.name, size_bytes=path.stat().st_size, io=ex.io_details(path),
-                 graph=ex.graph_stats(path, list_float_ops=name == "int8"))
+                 graph=ex.graph_stats(path, list_float_ops=name == "int8"), macs=macs_record(path))
         m.update(rep.comparisons(name, m, probs[name], models, probs))
         m["latency"] = [latency(path, t, ev.faces[:1], latency_runs) for t in sorted({1, threads})]
         m["reliability"] = {"test": reliability(probs[name], ev.labels)}

@@ -15,6 +15,7 @@ import numpy as np
 from device import contract, provenance
 from device.atomic import atomic_path, write_json, write_text
 from device.interpreter import TFLiteClassifier
+from device.macs import format_macs
 from device.metadata import METADATA_NAME
 from device.paths import portable_record
 from device.metrics import agreement, evaluate
@@ -250,6 +251,18 @@ def _wrapping(run: dict) -> list[str]:
                   if run.get("flip_tta") else [])
 
 
+def _macs_lines(r: dict) -> list[str]:
+    """report.md's cost per face in multiply-accumulates (device.macs): the same on every machine."""
+    rows = [(n, m["macs"]) for n, m in r["models"].items() if m.get("macs")]
+    if not rows:
+        return []
+    out = ["## Multiply-accumulates per face (every pass the file runs, batch 1)", "",
+           "| model | MACs per face | by op |", "| --- | --- | --- |"]
+    out += [f"| {n} | {format_macs(c['per_face'])} ({c['per_face']:,}) | "
+            + ", ".join(f"{op} {format_macs(v)}" for op, v in c["by_op"].items()) + " |" for n, c in rows]
+    return out + [""]
+
+
 def render_markdown(r: dict) -> str:
     """report.md from report.json's dict."""
     ev = r["evaluation"]
@@ -311,6 +324,7 @@ def render_markdown(r: dict) -> str:
             out.append(f"| {name} | {lat['threads']} | {lat['median_ms']:.3f} | {lat['p90_ms']:.3f} | {lat['fps']} |")
     out.append("")
 
+    out += _macs_lines(r)
     out += ["## Ops that run in float", ""]
     for name in names:
         g = r["models"][name].get("graph")

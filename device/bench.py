@@ -20,6 +20,7 @@ from .detect import HaarDetector, IoUTracker
 from .errors import InputError
 from .interpreter import TFLiteClassifier
 from .log import NullWriter
+from .macs import describe, macs_record
 from .stderr import quiet_native_stderr
 from .loop import STAGES, Loop
 from .metrics import agreement, evaluate
@@ -106,6 +107,7 @@ def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Seque
     face = data["faces"][0] if data is not None else np.full(INPUT_SHAPE[:2], 128, np.uint8)  # latency only
     for name, path in paths.items():
         m[name]["latency"], m[name]["loop"] = {}, {}
+        m[name]["macs"] = macs_record(path)  # the cost per face on any machine, beside this one's timings
         for n in threads:
             with quiet_native_stderr():
                 clf = TFLiteClassifier(path, threads=n)
@@ -157,6 +159,7 @@ def format_table(r: dict) -> str:
             lf = f"{loop['fps']:9.1f}" if loop else f"{'-':>9}"
             lm = f"{loop['latency_ms']['per_frame']:14.2f}" if loop else f"{'-':>14}"
             lines.append(f"{k:8} {n:>7} {lat['median_ms']:10.3f} {lat['fps']:10.1f} {lf} {lm}")
+    lines += [f"{k} multiply-accumulates per face: {describe(m[k]['macs'])}" for k in m if m[k].get("macs")]
     for k in m:
         for n, loop in m[k]["loop"].items():
             ms = loop["latency_ms"]

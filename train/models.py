@@ -104,6 +104,65 @@ def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=
     return keras.Model(inp, _classifier(x, (128,), dropout, num_classes), name="residual_cnn")
 
 
+# MobileNetV2's (expansion t, channels c, blocks n, first stride s) per stage, for a 48x48 face: the stem
+# keeps 48x48, four strides reach 3x3 (vgg_cnn's last grid). One block at 24x24, two at 12x12 and at 6x6,
+# five at 3x3, where channels are many but positions few: ~5.7 M MACs a pass at width 1.
+MOBILE_STAGES = ((1, 16, 1, 2), (3, 24, 2, 2), (3, 40, 2, 2), (3, 80, 3, 2), (4, 128, 2, 1))
+
+
+def _divisible(channels: float, by: int = 8) -> int:
+    """Round a scaled width to a multiple of 8 (what int8 kernels vectorise), never below 8 nor 10% under."""
+    out = max(by, int(channels + by / 2) // by * by)
+    return out + by if out < 0.9 * channels else out
+
+
+def _bn_relu6(x):
+    # ReLU6 bounds every activation to 0..6: a fixed int8 range, folded into the conv by the converter
+    return layers.ReLU(6.0)(layers.BatchNormalization()(x))
+
+
+def _inverted_residual(x, expansion: int, filters: int, stride: int):
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise (the stride), linear 1x1 project, identity shortcut
+    when the shape is kept. ``expansion`` 1 is a depthwise-separable block."""
+    channels = x.shape[-1]
+    y = x
+    if expansion != 1:
+        y = _bn_relu6(layers.Conv2D(channels * expansion, 1, use_bias=False)(y))
+    y = _bn_relu6(layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(y))
+    y = layers.BatchNormalization()(layers.Conv2D(filters, 1, use_bias=False)(y))  # linear: no ReLU here
+    return layers.Add()([x, y]) if stride == 1 and channels == filters else y
+
+
+def mobile_cnn(augment=True, dropout=0.2, seed=None, erasing=0.0, num_classes=NUM_CLASSES, width=1.0,
+               stages=MOBILE_STAGES, stem=16, head=256, name="mobile_cnn") -> keras.Model:
+    """Inverted residuals (MobileNetV2) for a 48x48 face: stem 3x3 conv, ``stages``, 1x1 conv to ``head``
+    channels, GAP, softmax. ``width`` scales the stem and every stage (the head only grows, as in
+    MobileNetV2: the classifier keeps its features). Every layer has an int8 kernel (Conv2D,
+    DepthwiseConv2D, BatchNorm folded, ReLU6, Add, mean), so the int8 file is integer end to end.
+    """
+    inp = face_input()
+    x = build_augment(augment, seed=seed, erasing=erasing)(inp)
+    x = layers.Rescaling(1.0 / 255.0)(x)
+    x = _bn_relu6(layers.Conv2D(_divisible(stem * width), 3, padding="same", use_bias=False)(x))
+    for expansion, filters, n, stride in stages:
+        for i in range(n):
+            x = _inverted_residual(x, expansion, _divisible(filters * width), stride if i == 0 else 1)
+    x = _bn_relu6(layers.Conv2D(_divisible(head * max(width, 1.0)), 1, use_bias=False)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inp, _classifier(x, (), dropout, num_classes), name=name)
+
+
+def mobile_cnn_small(augment=True, dropout=0.2, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
+    """mobile_cnn at half width (~2 M MACs a pass): the Pi Zero tier, or four passes in a flip-TTA pair."""
+    return mobile_cnn(augment, dropout, seed, erasing, num_classes, width=0.5, name="mobile_cnn_small")
+
+
+def mobile_cnn_wide(augment=True, dropout=0.2, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
+    """mobile_cnn 1.4 times as wide (~11 M MACs a pass): a whole 12 M budget spent on one pass, no mirror."""
+    return mobile_cnn(augment, dropout, seed, erasing, num_classes, width=1.4, name="mobile_cnn_wide")
+
+
 def gray_resnet50(base: keras.Model, keep_stem_pool: bool = False) -> keras.Model:
     """A 3-channel ResNet50 -> the same network on one gray channel (paper eq. 1).
 
@@ -169,7 +228,8 @@ def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed
     return assemble(*build_resnet50_parts(weights, keep_stem_pool, augment, dropout, seed, num_classes))
 
 
-BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn, "vgg_cnn_wide": vgg_cnn_wide}
+BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn, "vgg_cnn_wide": vgg_cnn_wide,
+            "mobile_cnn": mobile_cnn, "mobile_cnn_small": mobile_cnn_small, "mobile_cnn_wide": mobile_cnn_wide}
 assert set(BUILDERS) | {"resnet50"} == set(MODELS), "train/registry.py and train/models.py disagree"
 
 

@@ -25,6 +25,12 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
               paper=False),
     ModelSpec("vgg_cnn_wide", 0.4, "ours: vgg_cnn 1.5 times as wide (48-96-192-384), GAP, Dense 384",
               paper=False),
+    ModelSpec("mobile_cnn", 0.2, "ours, fast tier: MobileNetV2 inverted residuals for 48x48 (16-24-40-80-128, "
+              "1x1 to 256), GAP; ~5.7 M MACs a pass", paper=False),
+    ModelSpec("mobile_cnn_small", 0.2, "ours: mobile_cnn at half width (8-16-24-40-64, 1x1 to 256); ~2 M MACs a pass",
+              paper=False),
+    ModelSpec("mobile_cnn_wide", 0.2, "ours: mobile_cnn 1.4 times as wide; ~11 M MACs a pass (one pass, no mirror)",
+              paper=False),
 )}
 MODEL_NAMES = tuple(MODELS)
 PAPER_MODELS = tuple(n for n, s in MODELS.items() if s.paper)

@@ -3,8 +3,7 @@
     python scripts/docs/pi_speed_estimate.py [--model device/models/default/model_int8.tflite]
 
 Counts the multiply-accumulates (MACs) of the classifier and of both BlazeFace models from their
-.tflite graphs (convolutions and fully connected layers), then scales published Raspberry Pi
-timings of MobileNets by MACs. Printed as a Markdown table for README.md ("Pi speed"). Replace it
+.tflite graphs (device/macs.py), then scales published Raspberry Pi timings of MobileNets by MACs. Printed as a Markdown table for README.md ("Pi speed"). Replace it
 with `python device/run.py bench` on a real Pi as soon as someone has one.
 """
 from __future__ import annotations
@@ -16,12 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import click  # noqa: E402
-import numpy as np  # noqa: E402
 
 from device.detect import BLAZEFACE_DIR  # noqa: E402
 from device.blazeface import FULL_RANGE, SHORT_RANGE  # noqa: E402
-from device.interpreter import interpreter_class  # noqa: E402
-from device.stderr import quiet_native_stderr  # noqa: E402
+from device.macs import macs_per_face  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "device" / "models" / "default" / "model_int8.tflite"
 
@@ -42,23 +39,6 @@ PI5_SPEEDUP = (2.0, 3.0)
 HAAR_PI4_640_FPS = (15.0, 25.0)
 
 
-def macs(path: Path) -> float:
-    """Multiply-accumulates of one inference: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED."""
-    with quiet_native_stderr():
-        it = interpreter_class()(model_path=str(path))
-    shape = {d["index"]: d["shape"] for d in it.get_tensor_details()}
-    total = 0.0
-    for op in it._get_ops_details():  # the public API has no op list; this one is stable across LiteRT versions
-        name, w, out = op["op_name"], shape[op["inputs"][1]] if len(op["inputs"]) > 1 else None, shape[op["outputs"][0]]
-        if name == "CONV_2D":
-            total += np.prod(out[:-1]) * np.prod(w)
-        elif name == "DEPTHWISE_CONV_2D":
-            total += np.prod(out[:-1]) * np.prod(w[1:])
-        elif name == "FULLY_CONNECTED":
-            total += np.prod(out[:-1]) * np.prod(w)
-    return float(total)
-
-
 def pi4_ms(n_macs: float, kind: str) -> tuple[float, float]:
     """(low, high) ms on a Pi 4 with 4 threads: MACs times each reference model's ms per MAC."""
     per_mac = [ms / REF_MACS[m] for m, ms in XNNPACK_PI4[kind].items()]
@@ -75,7 +55,7 @@ def rows(model: Path) -> list[tuple[str, str, tuple[float, float]]]:
     for name, path, kind in (("classify, per face", model, "int8"),
                              ("detect: BlazeFace short range, per call", BLAZEFACE_DIR / SHORT_RANGE.file, "fp32"),
                              ("detect: BlazeFace full range, per call", BLAZEFACE_DIR / FULL_RANGE.file, "fp32")):
-        n = macs(path)
+        n = macs_per_face(path)  # device.macs: the figure convert's report and bench print too
         lo, hi = pi4_ms(n, kind)
         out.append((name, f"{path.name}, {n / 1e6:.1f} M MACs, {kind}", (lo * ONE_THREAD[0], hi * ONE_THREAD[1])))
     haar = tuple(1000.0 / fps / 4 for fps in HAAR_PI4_640_FPS[::-1])  # a quarter of the pixels of 640x480
