@@ -20,7 +20,7 @@ from .detect import HaarDetector, IoUTracker
 from .errors import InputError
 from .interpreter import TFLiteClassifier
 from .log import NullWriter
-from .macs import describe, macs_record
+from .macs import MacsUnavailable, describe, macs_record
 from .stderr import quiet_native_stderr
 from .loop import STAGES, Loop
 from .metrics import agreement, evaluate
@@ -107,7 +107,10 @@ def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Seque
     face = data["faces"][0] if data is not None else np.full(INPUT_SHAPE[:2], 128, np.uint8)  # latency only
     for name, path in paths.items():
         m[name]["latency"], m[name]["loop"] = {}, {}
-        m[name]["macs"] = macs_record(path)  # the cost per face on any machine, beside this one's timings
+        try:  # the cost per face on any machine, beside this one's timings
+            m[name]["macs"] = macs_record(path)
+        except MacsUnavailable:  # an old tflite_runtime lists no ops: it can still time the model
+            pass
         for n in threads:
             with quiet_native_stderr():
                 clf = TFLiteClassifier(path, threads=n)

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import exit_with, run_click
+from .errors import EnvironmentMissing, exit_with, run_click
 from .interpreter import ModelError, interpreter_class
 
 
@@ -61,6 +61,10 @@ MAC_OPS = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED":
            "CONV_3D": _conv3d, "TRANSPOSE_CONV": _transpose_conv, "BATCH_MATMUL": _batch_matmul}
 
 
+class MacsUnavailable(EnvironmentMissing):
+    """The installed interpreter cannot list a file's ops (an old tflite_runtime)."""
+
+
 def graph_interpreter(path):
     """An interpreter that shows the file's own ops (no default delegate folds them into DELEGATE),
     with the input resized to one face so every tensor's shape is the per-face one."""
@@ -84,8 +88,11 @@ def macs_by_op(path) -> dict[str, int]:
     """{op name: multiply-accumulates per face} for the ops of ``path`` that do any, largest first."""
     interp = graph_interpreter(path)
     shape = {t["index"]: [int(s) for s in t["shape"]] for t in interp.get_tensor_details()}
+    ops = getattr(interp, "_get_ops_details", None)  # LiteRT's op list: no public API has one
+    if ops is None:
+        raise MacsUnavailable("this LiteRT interpreter cannot list a model's ops: pip install ai-edge-litert")
     total: dict[str, int] = {}
-    for op in interp._get_ops_details():
+    for op in ops():
         name = op["op_name"]
         if name not in MAC_OPS:
             continue

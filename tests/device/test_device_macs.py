@@ -57,3 +57,28 @@ def test_command_and_bench_print_it(capsys):
     r = run_bench(None, DEFAULT_INT8, runs=2, warmup=1)
     assert r["models"]["int8"]["macs"]["per_face"] == 235_032_064
     assert "int8 multiply-accumulates per face: 235.0 M (CONV_2D 234.9 M" in format_table(r)
+
+
+def test_bench_without_an_op_list(monkeypatch):
+    """An old tflite_runtime cannot list ops: the count says so, bench times the model without it."""
+    if not DEFAULT_INT8.is_file():
+        pytest.skip("no shipped default model")
+    import device.macs
+    from device.bench import format_table, run_bench
+    real = device.macs.interpreter_class()
+
+    class Old:
+        def __init__(self, model_path, **kw):
+            self._interp = real(model_path=model_path)
+
+        def __getattr__(self, name):
+            if name == "_get_ops_details":
+                raise AttributeError(name)
+            return getattr(self._interp, name)
+
+    monkeypatch.setattr(device.macs, "interpreter_class", lambda: Old)
+    with pytest.raises(device.macs.MacsUnavailable, match="pip install ai-edge-litert"):
+        macs_per_face(DEFAULT_INT8)
+    r = run_bench(None, DEFAULT_INT8, runs=2, warmup=1)
+    assert "macs" not in r["models"]["int8"] and "multiply-accumulates" not in format_table(r)
+    assert r["models"]["int8"]["latency"]["1"]["runs"] == 2
