@@ -162,7 +162,7 @@ def committed_model(sha256: str | None) -> tuple[str, str] | None:
 def recipe_line(r) -> str:
     """How the run was made: its training recipe, or the file a recovered run (convert recover) was rebuilt from."""
     rec = r.cfg.get("recovered_from")
-    if rec:
+    if isinstance(rec, dict) and "model" in rec:  # a string: records rebuilt from an earlier RESULTS.md
         return (f"- Recovered by `python -m convert recover` from `{rec.get('model')}` (sha256 "
                 f"`{str(rec.get('sha256'))[:16]}...`): that file's weights in a Keras run folder, not a training run; "
                 f"how the file was trained is in the README shipped beside it (git log -- "

@@ -8,7 +8,7 @@ from device.contract import LABELS
 from train.registry import MODELS, normalize_weights
 
 from .collect import Run, epochs_planned, g, latency, members, recorded, scores, split_name
-from .text import (NOT_RUN, RANDOM_INIT, duration, loop_fps, machine_text, ms, pct, pp, recipe_text, size,
+from .text import (NOT_RUN, RANDOM_INIT, duration, loop_fps, machine_text, ms, pct, pp, recipe_text, recovered_model, size,
                    split_text, table, title)
 
 STAGES = (("config", "training", "config.json"), ("report", "conversion", "report.json"),
@@ -23,6 +23,12 @@ def facts(run: Run) -> list[str]:
         out.append(f"- Data: `{cfg.get('data') or data.get('path', '?')}`" + (f" (sha256 `{sha[:16]}…`)" if sha else "")
                    + (f"; {m.get('n_train')} train / {m.get('n_val', '?')} val / {m.get('n_test', '?')} test faces"
                       if m.get("n_train") else "") + (f"; subsampled with --limit {cfg['limit']}" if cfg.get("limit") else ""))
+    rec = recovered_model(cfg)  # convert recover: a converted file's weights, not a training run
+    if rec:
+        return out + [f"- Recovered by `python -m convert recover` from `{rec.get('model')}` (sha256 "
+                      f"`{str(rec.get('sha256'))[:16]}…`): no training recipe, epochs or training time of its own",
+                      f"- Dates: recovered {run.mtime('metrics.json')}, converted {g(run.report, 'date', default=NOT_RUN)}",
+                      ""]
     out.append(f"- Epochs: {m.get('epochs_run', '?')} run of {epochs_planned(run) or '?'} planned"
                + (f" ({cfg['epochs']} frozen + {cfg['fine_tune_epochs']} fine-tuning conv5)"
                   if cfg.get("fine_tune_epochs") else "")

@@ -86,7 +86,16 @@ def split_text(run: Run, long: bool = False) -> str:
     return f"{name} ({', '.join(tags)})" if tags else name
 
 
+def recovered_model(cfg: dict) -> dict | None:
+    """``{"model", "sha256"}`` of the converted file a run folder was rebuilt from (``convert recover``), else None;
+    a string ``recovered_from`` is another thing: records rebuilt from an earlier RESULTS.md."""
+    rec = (cfg or {}).get("recovered_from")
+    return rec if isinstance(rec, dict) and "model" in rec else None
+
+
 def epochs_text(run: Run) -> str:
+    if recovered_model(run.cfg):
+        return "recovered (convert recover)"
     done, planned = run.metrics.get("epochs_run"), epochs_planned(run)
     return f"{'?' if done is None else done} / {'?' if planned is None else planned}"
 
