@@ -13,11 +13,13 @@ A per-class vector of temperatures is fitted too, and used only when it pays on 
 not fitted on (2-fold cross-validation, by ``MIN_PER_CLASS_GAIN`` nats per face): unlike one T, it can
 change the top label.
 
-The logits are recovered as log(probabilities) of the Keras model: softmax is shift-invariant, so
-softmax(log p / T) = softmax(z / T) without rebuilding any model to expose its pre-softmax tensor.
+The logits are the "probs" Dense's own outputs, read with its softmax switched off for the call
+(``view_logits``): what the folded file divides. (log p would do for one T, softmax being shift-invariant,
+but not for a per-class vector: the per-face shift would be divided by a different T for each class.)
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -158,15 +160,36 @@ def fold(model, t) -> None:
 
 def view_logits(models, faces: np.ndarray, flip: bool, batch_size: int = 256) -> np.ndarray:
     """(V, N, K) logits of every model on the faces and, with ``flip``, on their mirror images: the views
-    ``train.models.averaged`` averages, in the same order (its MirrorFaces flips the width axis)."""
+    ``train.models.averaged`` averages, in the same order (its MirrorFaces flips the width axis).
+
+    The "probs" Dense's pre-softmax outputs (its activation set to linear for these eager calls, then put
+    back); log(probabilities) for a model without that layer (it cannot be calibrated, only scored)."""
     views = [faces, faces[:, :, ::-1]] if flip else [faces]
     out = []
     for m in models:
-        for v in views:
-            chunks = [np.asarray(m(contract.as_batch(v[i:i + batch_size]), training=False))
-                      for i in range(0, len(v), batch_size)]
-            out.append(log_probs(np.concatenate(chunks)))
+        with _logits_out(m) as logits:
+            for v in views:
+                chunks = [np.asarray(m(contract.as_batch(v[i:i + batch_size]), training=False))
+                          for i in range(0, len(v), batch_size)]
+                out.append(np.concatenate(chunks).astype(np.float64) if logits else log_probs(np.concatenate(chunks)))
     return np.stack(out)
+
+
+@contextlib.contextmanager
+def _logits_out(model):
+    """While inside, ``model`` outputs its "probs" Dense's logits (yields True), or its probabilities (False)."""
+    import keras
+    try:
+        layer = probs_layer(model)
+    except TemperatureError:
+        yield False
+        return
+    softmax = layer.activation
+    layer.activation = keras.activations.linear
+    try:
+        yield True
+    finally:
+        layer.activation = softmax
 
 
 # ---- what the pipeline calls --------------------------------------------------------------------

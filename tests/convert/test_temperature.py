@@ -115,3 +115,47 @@ def test_a_model_without_a_softmax_probs_layer_is_refused():
     out = keras.layers.Dense(7, activation="softmax", name="other")(keras.layers.Flatten()(inp))
     with pytest.raises(TemperatureError, match="--no-calibrate"):
         fold(keras.Model(inp, out), 0.7)
+
+
+def test_per_class_vector_only_when_it_pays_held_out():
+    """Classes miscalibrated in opposite ways: one temperature cannot fix both, the held-out vector wins."""
+    logits, labels = _synthetic(1.0, n=8000)
+    scale = np.array([3.0, 3.0, 3.0, 0.4, 0.4, 0.4, 0.4])  # over-confident on three classes, under on four
+    t, rec = choose((logits * scale)[None], labels)
+    assert rec["method"] == "per-class" and rec["cv_nll"]["per_class"] < rec["cv_nll"]["scalar"]
+    assert np.asarray(t) == pytest.approx(scale, rel=0.15)
+
+
+def test_fold_divides_the_logits_by_a_scalar_or_per_class_temperature():
+    from convert import quiet_tensorflow
+    quiet_tensorflow()
+    import keras
+    from convert.temperature import fold
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(inp))
+    x = np.random.default_rng(0).normal(0, 2, (16, 4)).astype(np.float32)
+    w, b = model.get_weights()
+    logits = x @ w + b
+    for t in (0.5, np.array([0.5, 1.0, 2.0])):
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        fold(clone, t)
+        np.testing.assert_allclose(np.asarray(clone(x)), averaged_probs(logits[None], t), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(x)), averaged_probs(logits[None], 1.0), atol=1e-5)  # untouched
+
+
+def test_view_logits_are_the_dense_outputs_of_each_view():
+    """What the fold divides: the "probs" Dense's pre-softmax outputs, face then mirror; the softmax comes back."""
+    from convert import quiet_tensorflow
+    quiet_tensorflow()
+    import keras
+    from convert.temperature import probs_layer, view_logits
+    inp = keras.Input((48, 48, 1))
+    model = keras.Model(inp, keras.layers.Dense(7, activation="softmax", name="probs")(
+        keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp))))
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    w, b = model.get_weights()
+    z = view_logits([model], faces, flip=True)
+    want = [f.reshape(5, -1).astype(np.float64) / 255 @ w + b for f in (faces, faces[:, :, ::-1])]
+    np.testing.assert_allclose(z, np.stack(want), atol=1e-4)
+    assert probs_layer(model).activation.__name__ == "softmax"
