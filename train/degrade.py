@@ -1,7 +1,7 @@
 """Camera degradation as a training-time layer: what a cabin at night, a cheap lens and a small face do.
 
 The "field" augmentation (train/augment.py) ends with this layer. Each face is, with probability ``rate``,
-put through a random camera: optics (a Gaussian or motion blur, or a small face scaled up), then lighting
+put through a random camera: optics (a Gaussian or motion blur, a small face scaled up, or a looser crop), then lighting
 (gamma, a gain that darkens or a lift that washes out, with less contrast), then sensor noise, then
 rounding to whole 0..255 levels. The rest pass through untouched, so the clean face stays in the mix.
 
@@ -18,7 +18,9 @@ from keras import ops
 
 SMALL_FACES = (24, 16)   # sides a small face is shrunk to before it is scaled back up to 48
 BLUR_SIGMAS = (1.0, 1.8)
-MOTION_LENGTH = 7        # pixels of a horizontal or vertical smear
+MOTION_LENGTH = 7        # pixels of a horizontal, vertical or diagonal smear
+LOOSE_SIDES = (38, 32)   # the face shrunk to this side inside the 48x48, context mirrored around it: a crop
+                         # with a margin around the box (about 13% and 25% on each side)
 MAX_NOISE = 10.0         # standard deviation of the sensor noise, in 0..255 levels
 MIN_GAIN = 0.15          # darkest exposure (about a seventh of the light)
 
@@ -37,6 +39,14 @@ def _separable(x, row: list[float], col: list[float]):
     return ops.conv(x, ops.reshape(ops.convert_to_tensor(row, x.dtype), (1, len(row), 1, 1)), padding="valid")
 
 
+def _diagonal(x, anti: bool):
+    """A diagonal smear MOTION_LENGTH pixels long (down-right, or down-left when ``anti``), edges mirrored."""
+    n, r = MOTION_LENGTH, MOTION_LENGTH // 2
+    kernel = [[1.0 / n if (j == n - 1 - i if anti else j == i) else 0.0 for j in range(n)] for i in range(n)]
+    x = ops.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="symmetric")
+    return ops.conv(x, ops.reshape(ops.convert_to_tensor(kernel, x.dtype), (n, n, 1, 1)), padding="valid")
+
+
 @keras.saving.register_keras_serializable(package="ferlite")
 class RandomDegrade(keras.layers.Layer):
     """Training only: (N, 48, 48, 1) raw 0..255 faces -> the same, a random share seen by a worse camera."""
@@ -48,14 +58,19 @@ class RandomDegrade(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def optics(self, x):
-        """The same faces through each lens: sharp, Gaussian blurs, motion smears, small faces scaled up."""
+        """The same faces through each lens: sharp, Gaussian blurs, motion smears, small faces scaled up,
+        and looser crops (the face smaller in the frame)."""
         h, w = x.shape[1], x.shape[2]
         box = [1.0 / MOTION_LENGTH] * MOTION_LENGTH
         views = [x] + [_separable(x, k, k) for k in map(_gaussian_kernel, BLUR_SIGMAS)]
-        views += [_separable(x, box, [1.0]), _separable(x, [1.0], box)]
+        views += [_separable(x, box, [1.0]), _separable(x, [1.0], box), _diagonal(x, False), _diagonal(x, True)]
         for side in SMALL_FACES:
             small = ops.image.resize(x, (side, side), interpolation="bilinear", antialias=True)
             views.append(ops.image.resize(small, (h, w), interpolation="bilinear"))
+        for side in LOOSE_SIDES:
+            lo, hi = (h - side) // 2, h - side - (h - side) // 2
+            small = ops.image.resize(x, (side, side), interpolation="bilinear", antialias=True)
+            views.append(ops.pad(small, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode="symmetric"))
         return ops.stack(views, axis=0)  # (V, N, H, W, 1)
 
     def call(self, x, training=None):
