@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from device.contract import FACE_MARGIN, INPUT_SIZE, LABELS
+from device.contract import INPUT_SIZE, LABELS
 from device.metrics import evaluate
 
 LEVELS = ("moderate", "strong")
@@ -81,7 +81,7 @@ def rotation(faces, degrees: float, rng):
 
 def loose_crop(faces, margin: float, rng=None):
     """The loop's crop around a detector box that is the face's own frame: ``margin`` of context on each
-    side, as ``contract.crop_face`` adds, so the face fills less of the 48x48 (edges mirrored for context)."""
+    side, as ``contract.crop_face`` adds with a margin, so the face fills less of the 48x48 (edges mirrored for context)."""
     pad = int(round(INPUT_SIZE * margin))
     return np.stack([cv2.resize(cv2.copyMakeBorder(f, pad, pad, pad, pad, cv2.BORDER_REFLECT_101),
                                 (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA) for f in faces])
@@ -97,7 +97,7 @@ CONDITIONS: dict[str, tuple[Callable, dict, dict]] = {
     "small_face": (small_face, dict(side=24), dict(side=16)),
     "jpeg": (jpeg, dict(quality=25), dict(quality=10)),
     "rotation": (rotation, dict(degrees=15.0), dict(degrees=30.0)),
-    "loose_crop": (loose_crop, dict(margin=FACE_MARGIN), dict(margin=2 * FACE_MARGIN)),
+    "loose_crop": (loose_crop, dict(margin=0.15), dict(margin=0.30)),
 }
 
 
