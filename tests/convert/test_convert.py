@@ -37,8 +37,7 @@ def _eval_faces(converted):
 @pytest.mark.slow
 def test_round_trip_three_predictors_agree(converted, tiny_run, sample_csv):
     from convert.pipeline import load_keras_model
-    from convert.report import keras_predict
-    from convert.temperature import averaged_probs, log_probs
+    from convert.temperature import averaged_probs, view_logits
     from device.contract import LABELS
     from device.interpreter import TFLiteClassifier
     from train.data import load_fer2013
@@ -52,8 +51,8 @@ def test_round_trip_three_predictors_agree(converted, tiny_run, sample_csv):
     assert {k: v for k, v in meta.items() if not k.startswith("temperature")} == read_json(tiny_run / "metadata.json")
 
     faces = load_fer2013(sample_csv).faces[::3]  # 140 real faces, all classes
-    raw = keras_predict(load_keras_model(tiny_run / "model.keras", len(LABELS)))(faces)
-    keras_p = averaged_probs(log_probs(raw)[None], meta["temperature"]).astype(np.float32)  # softmax(logits / T)
+    logits = view_logits([load_keras_model(tiny_run / "model.keras", len(LABELS))], faces, flip=False)
+    keras_p = averaged_probs(logits, meta["temperature"]).astype(np.float32)  # softmax(logits / T)
     f32 = TFLiteClassifier(out / "model_float32.tflite").predict_batched(faces)
     i8 = TFLiteClassifier(out / "model_int8.tflite").predict_batched(faces)
     assert keras_p.shape == f32.shape == i8.shape == (len(faces), len(LABELS))
@@ -146,7 +145,7 @@ def test_flip_tta_averages_face_and_mirror_in_its_own_folder(run_copy):
     """--flip-tta: the file holds mean(model(face), model(mirror)); it never lands beside model.keras."""
     import keras
     from convert.pipeline import run
-    from convert.temperature import averaged_probs, log_probs
+    from convert.temperature import averaged_probs, view_logits
     from device.errors import UsageError
     from device.interpreter import TFLiteClassifier
     from device.metadata import read_metadata
@@ -160,8 +159,8 @@ def test_flip_tta_averages_face_and_mirror_in_its_own_folder(run_copy):
     assert res.report["models"]["int8"]["graph"]["int8_end_to_end"]
     plain = keras.saving.load_model(run_copy / "model.keras", compile=False)
     faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
-    raw = np.stack([plain.predict(faces, verbose=0), plain.predict(faces[:, :, ::-1], verbose=0)])
-    want = averaged_probs(log_probs(raw), read_metadata(res.out_dir)["temperature"])  # each view calibrated, averaged
+    logits = view_logits([plain], faces[..., 0].astype(np.uint8), flip=True)  # the face, then its mirror
+    want = averaged_probs(logits, read_metadata(res.out_dir)["temperature"])  # each view calibrated, averaged
     clf = TFLiteClassifier(res.paths["float32"])
     got = clf.predict(faces[..., 0].astype(np.uint8))
     np.testing.assert_allclose(got, want, atol=1e-4)
@@ -172,7 +171,7 @@ def test_member_runs_average_into_one_file(run_copy, tmp_path, sample_csv, new_r
     """--member: the file holds the mean of every member's probabilities (and mirrors with --flip-tta)."""
     import keras
     from convert.pipeline import ConvertError, run
-    from convert.temperature import averaged_probs, log_probs
+    from convert.temperature import averaged_probs, view_logits
     from device.errors import UsageError
     from device.interpreter import TFLiteClassifier
     from device.metadata import read_metadata
@@ -185,9 +184,9 @@ def test_member_runs_average_into_one_file(run_copy, tmp_path, sample_csv, new_r
     assert res.report["models"]["int8"]["graph"]["int8_end_to_end"]
     assert "ensemble: the mean of" in res.paths["report_md"].read_text()
     faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
-    raw = np.stack([keras.saving.load_model(d / "model.keras", compile=False).predict(f, verbose=0)
-                    for d in (run_copy, other) for f in (faces, faces[:, :, ::-1])])
-    want = averaged_probs(log_probs(raw), meta["temperature"])  # one T fitted for the average, in every member
+    logits = view_logits([keras.saving.load_model(d / "model.keras", compile=False) for d in (run_copy, other)],
+                         faces[..., 0].astype(np.uint8), flip=True)
+    want = averaged_probs(logits, meta["temperature"])  # one temperature fitted for the average, in every member
     np.testing.assert_allclose(TFLiteClassifier(res.paths["float32"]).predict(faces[..., 0].astype(np.uint8)),
                                want, atol=1e-4)
     # refused before any work: the run itself, the run folder as output, a member on another split

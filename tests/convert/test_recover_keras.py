@@ -45,7 +45,7 @@ def test_the_rebuilt_model_computes_what_the_file_does(vgg_converted, tmp_path, 
     from convert import calibration as cal
     from convert.pipeline import check_member, load_keras_model, read_config
     from convert.report import keras_predict
-    from convert.temperature import averaged_probs, log_probs
+    from convert.temperature import fold
     from device.metadata import read_metadata
     from device.provenance import file_sha256
     run_dir, conv = vgg_converted
@@ -62,8 +62,9 @@ def test_the_rebuilt_model_computes_what_the_file_does(vgg_converted, tmp_path, 
     # the rebuilt network is the trained one up to int8 weight rounding: the same probabilities, nearly
     rd = cal.load_run_data(run_dir, read_config(run_dir), read_metadata(run_dir))
     faces = cal.preprocess(rd.faces[:64])
-    want = keras_predict(load_keras_model(run_dir / "model.keras", 7))(faces)
-    want = averaged_probs(log_probs(want)[None], read_metadata(conv)["temperature"])  # the file is calibrated
+    original = load_keras_model(run_dir / "model.keras", 7)
+    fold(original, read_metadata(conv)["temperature"])  # the file is calibrated (a scalar or per-class temperature)
+    want = keras_predict(original)(faces)
     got = keras_predict(load_keras_model(out / "model.keras", 7))(faces)
     assert np.abs(got - want).max() < 0.05
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
