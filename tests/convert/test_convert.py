@@ -92,8 +92,9 @@ def test_int8_file_contract(converted):
 
 @pytest.mark.slow
 def test_report_fields(converted):
-    r = read_json(converted.paths["report_json"])
-    assert r == json.loads(json.dumps(converted.report, default=lambda o: o.tolist()))
+    from device.paths import portable_record
+    r = read_json(converted.paths["report_json"])  # written with its paths portable (device/paths.py)
+    assert r == json.loads(json.dumps(portable_record(converted.report), default=lambda o: o.tolist()))
     for key in ("date", "machine", "versions", "run", "evaluation", "calibration", "models", "notes", "files"):
         assert key in r, key
     assert r["machine"]["cpu_count"] == os.cpu_count()
