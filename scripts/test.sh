@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-scripts/setup_venv.sh .venv train,dev,mqtt
+scripts/setup_venv.sh .venv train,dev,mqtt,distributed
 scripts/setup_mosquitto.sh  # the MQTT broker the telemetry tests start (apt-get as root)
 .venv/bin/python -m pytest tests "$@"
 scripts/setup_venv.sh .venv-device device

@@ -18,9 +18,10 @@ from device.paths import resolve_run
 from device.provenance import record
 from device.stderr import captured_stderr
 
-from .config import (AUGMENTATIONS, CLASS_WEIGHTS, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, PRESET_ALIASES,
-                     PRESETS, SPLITS, resolve)
+from .config import (AUGMENTATIONS, CLASS_WEIGHTS, DISTRIBUTE_MODES, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS,
+                     PRECISIONS, PRESET_ALIASES, PRESETS, SPLITS, resolve)
 from .data import DataError
+from .distribute import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 from .ferplus import DEFAULT_FOLDERS, DEFAULT_NAMES, SCHEMES, FerplusError, default_votes_path
 from . import bench, pack, teacher_cache
 from .registry import MODEL_NAMES, normalize_weights
@@ -93,9 +94,26 @@ SUBCOMMANDS = {"bench": bench.cli, "pack": pack.pack, "unpack": pack.unpack, "te
               help="The teachers' share of each target (default 0.7); the rest is the face's label.")
 @click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Softens (>1) or sharpens (<1) the teachers' probabilities (default 1).")
+@click.option("--distribute", type=click.Choice(DISTRIBUTE_MODES), default=None,
+              help="none (default): one process, one device. data-parallel: one run over every device of this "
+                   "machine, or of several processes/machines (--num-processes, --process-id, --coordinator): "
+                   "Keras's DataParallel, JAX backend only (KERAS_BACKEND=jax; pip install '.[distributed]'); "
+                   "TensorFlow and PyTorch stop with an error. --batch-size is the global batch; process 0 writes "
+                   "the run folder. docs/TRAINING.md, 'Training on several devices or machines'.")
+@click.option("--coordinator", envvar=ENV_COORDINATOR, show_envvar=True, default=None, metavar="HOST:PORT",
+              help="data-parallel, several processes: process 0's address, the same on every process (Keras's "
+                   "comma-separated list of every address also works: the first is taken).")
+@click.option("--num-processes", type=click.IntRange(min=1), envvar=ENV_NUM_PROCESSES, show_envvar=True,
+              default=None, help="data-parallel: processes in the job (default 1).")
+@click.option("--process-id", type=click.IntRange(min=0), envvar=ENV_PROCESS_ID, show_envvar=True, default=None,
+              help="data-parallel: this process, 0..N-1 (0 writes the run folder).")
+@click.option("--distribute-timeout", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="data-parallel, several processes: how long to wait for every process to join, and for a "
+                   "silent one, before the job stops with an error (default 120).")
 @click.pass_context
 def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     """Train a facial-expression model on FER2013 (or its FER+ votes) into a run folder."""
+    _launch_from_env(ctx, opts)
     if not Path(data).exists():
         raise DataError(f"{data}: no such file or folder")
     if opts["labels"] == "ferplus":
@@ -127,6 +145,15 @@ def _import_train_run():
         sys.stderr.write(cap.text)  # what the failed import printed
         raise
     return train_run
+
+
+def _launch_from_env(ctx, opts: dict) -> None:
+    """Keras's KERAS_DISTRIBUTION_* variables speak only to a distributed run: one set for a whole machine
+    must not stop a plain ``python -m train`` there (typed flags still need --distribute)."""
+    if opts["distribute"] in (None, "none"):
+        for name in ("coordinator", "num_processes", "process_id"):
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT:
+                opts[name] = None
 
 
 def _default_votes(data: str) -> str:

@@ -24,6 +24,7 @@ OPTIMIZERS = ("adam", "sgd")
 AUGMENTATIONS = ("paper", "crop", "field")  # train/augment.py builds each
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies; model.keras is always float32
 LABEL_SOURCES = tuple(LABEL_SETS)   # fer2013: the file's own labels; ferplus: FER+ votes (train/ferplus.py)
+DISTRIBUTE_MODES = ("none", "data-parallel")  # train/distribute.py: Keras's DataParallel, JAX backend
 
 
 class ConfigError(UsageError):
@@ -71,6 +72,13 @@ class TrainConfig:
     distill_weight: float = 0.7           # the teachers' share of each target; the rest is the one-hot label
     distill_temperature: float = 1.0      # >1 softens the teachers' probabilities, <1 sharpens them
     precision: str = "float32"            # mixed_bfloat16: bf16 math, float32 weights (AMX CPUs, GPUs)
+    # Launch, not recipe: none is one device; data-parallel is every device of the job (train/distribute.py).
+    # The other four are how this process joins a job of several; config.json records the devices instead.
+    distribute: str = "none"              # none | data-parallel
+    coordinator: str | None = None        # process 0's HOST:PORT, the same on every process
+    num_processes: int | None = None      # processes in the job (None: 1)
+    process_id: int | None = None         # this process, 0..num_processes-1; 0 writes the run folder
+    distribute_timeout: int = 120         # s to wait for every process to join, or for a silent one
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -147,9 +155,26 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
         (cfg.precision == "float32" or cfg.model != "resnet50",
          "--precision mixed_bfloat16 is for the CNNs trained from scratch (resnet50 trains in float32)"),
+        *_distribute_checks(cfg),
         (bool(cfg.data), "no data path given"),
         (bool(cfg.out), "no output folder given"),
     ]
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+
+
+def _distribute_checks(cfg: TrainConfig) -> list:
+    n = cfg.num_processes or 1
+    return [
+        (cfg.distribute in DISTRIBUTE_MODES, f"distribute must be one of {', '.join(DISTRIBUTE_MODES)}"),
+        (cfg.distribute != "none" or (n == 1 and cfg.process_id is None and cfg.coordinator is None),
+         "--num-processes, --process-id and --coordinator need --distribute data-parallel"),
+        (n == 1 or bool(cfg.coordinator), f"{n} processes need --coordinator HOST:PORT (process 0's address)"),
+        (n == 1 or cfg.process_id is not None, f"{n} processes need --process-id (0..{n - 1}) on each"),
+        (cfg.process_id is None or 0 <= cfg.process_id < n,
+         f"--process-id must be in 0..{n - 1} for {n} process(es), got {cfg.process_id}"),
+        (cfg.distribute_timeout > 0, f"distribute timeout must be > 0 s, got {cfg.distribute_timeout}"),
+        (cfg.distribute == "none" or not (cfg.model == "resnet50" and cfg.cache),
+         "--distribute data-parallel trains resnet50 with --no-cache (the feature cache is one process's)"),
+    ]

@@ -12,10 +12,12 @@ Model selection uses the val split only; the test split is scored once, at the e
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from device.paths import portable_record
 from . import report
 from .cache import FeatureBatches, cache_split
 from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig
-from . import distill
+from . import distill, distribute
 from .data import Split, load_fer2013
 from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_split
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
@@ -50,9 +52,20 @@ RESUME_KEYS = ("data", "model", "split", "seed", "init_seed", "val_fraction", "l
 
 def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     """Train ``cfg.model`` on ``cfg.data`` into the run folder ``cfg.out``; returns the folder.
-    ``provenance`` (``device.provenance.record`` of the command) is stored in config.json; --resume ignores it."""
+    ``provenance`` (``device.provenance.record`` of the command) is stored in config.json; --resume ignores it.
+    ``cfg.distribute`` data-parallel: this process's part of a run over several devices (train/distribute.py)."""
+    job = distribute.start(cfg)  # first: a job of several processes forms before any JAX computation
+    try:
+        return _train_run(cfg, provenance, job)
+    except BaseException as e:
+        distribute.fail_fast(job, e)  # several processes: one error line, and out at once
+        raise
+
+
+def _train_run(cfg: TrainConfig, provenance: dict | None, job: distribute.Job | None) -> Path:
     out = Path(cfg.out)
-    state = _prepare_folder(out, cfg)
+    writer = job is None or job.writer  # only process 0 writes the run folder
+    state = _prepare_folder(out, cfg, writer)
     keras.utils.set_random_seed(init_seed(cfg))
 
     ds = load_fer2013(cfg.data)
@@ -72,28 +85,54 @@ def train_run(cfg: TrainConfig, provenance: dict | None = None) -> Path:
     print(split.summary())
     if len(split.val) == 0 or len(split.test) == 0 or len(split.train) == 0:
         raise ConfigError(f"empty split ({split.summary()}); use more data or a larger --limit")
-    write_json(out / "config.json",  # run folders as runs/NAME: the records are committed (device/paths.py)
-               portable_record({**cfg.to_dict(), **_provenance(out, cfg, provenance), **taught_by}))
+    if writer:  # run folders as runs/NAME: the records are committed (device/paths.py)
+        write_json(out / "config.json", portable_record({**_recorded(cfg, job), **_provenance(out, cfg, provenance),
+                                                         **taught_by}))
 
     n_classes = len(LABEL_SETS[cfg.labels])
     # Class weights follow each face's majority label (its top emotion where it has none), whatever the scheme.
     train_w = sample_weights(ds.labels[split.train], cfg.class_weights, n_classes)
     targets = train_targets(cfg, fp, split.train, ds.labels)
     if teachers:
-        probs = distill.teacher_probs(teachers, ds.faces[split.train], out)
+        probs = _teacher_probs(teachers, ds.faces[split.train], out, writer)
         print(distill.describe(probs, ds.labels[split.train], len(teachers)))
         targets = distill.distill_targets(probs, targets, cfg.distill_weight, cfg.distill_temperature)
     data = dict(train=(ds.faces[split.train], targets, train_w),
-                val=(ds.faces[split.val], val_targets(cfg, ds.labels[split.val], n_classes)), init_model=init_model)
+                val=(ds.faces[split.val], val_targets(cfg, ds.labels[split.val], n_classes)), init_model=init_model,
+                job=job)
     history = report.read_history(out / "history.csv")[:state["epoch"]]
+    distribute.same_start(job, state["epoch"], out)
+    distribute.use(job)  # the models built or loaded from here on span the job's devices
     t0, before = time.time(), state["train_time_s"]  # the time of the sessions before this one (a kill, a Ctrl-C)
     if state["epoch"] < cfg.epochs:
         _phase1(cfg, out, data, state, history)
     if cfg.fine_tune_epochs and state["epoch"] < cfg.epochs + cfg.fine_tune_epochs:
         _phase2(cfg, out, data, state, history)
+    distribute.finish(job)  # the test split is scored on one device, by process 0 alone
+    if not writer:
+        return out
     state["train_time_s"] = before + (time.time() - t0)
     write_json(out / "state.json", state)
     return _finish(cfg, out, ds, split, state, history, fp)
+
+
+def _recorded(cfg: TrainConfig, job) -> dict:
+    """config.json's options, without how this process joined a job (an address, its id, a timeout); a
+    distributed run adds its devices and processes."""
+    launch = ("coordinator", "num_processes", "process_id", "distribute_timeout")
+    options = {k: v for k, v in cfg.to_dict().items() if k not in launch}
+    return options if job is None else {**options, "distribution": job.record(cfg.batch_size)}
+
+
+def _teacher_probs(teachers, faces, out: Path, writer: bool):
+    """The teachers' outputs; cached in the run folder by process 0 only (the others work in a scratch
+    folder, from process 0's cache where they can read it)."""
+    if writer:
+        return distill.teacher_probs(teachers, faces, out)
+    with tempfile.TemporaryDirectory(prefix="ferlite-teachers-") as scratch:
+        if (out / distill.CACHE).is_file():
+            shutil.copyfile(out / distill.CACHE, Path(scratch) / distill.CACHE)
+        return distill.teacher_probs(teachers, faces, Path(scratch))
 
 
 def _provenance(out: Path, cfg: TrainConfig, provenance: dict | None) -> dict:
@@ -133,9 +172,13 @@ def val_targets(cfg: TrainConfig, labels: np.ndarray, n_classes: int) -> np.ndar
     return np.eye(n_classes, dtype=np.float32)[labels] if _soft(cfg) else labels
 
 
-def _prepare_folder(out: Path, cfg: TrainConfig) -> dict:
-    """Fresh folder, or the saved state of the run to resume; refuses to clobber a finished run."""
+def _prepare_folder(out: Path, cfg: TrainConfig, writer: bool = True) -> dict:
+    """Fresh folder, or the saved state of the run to resume; refuses to clobber a finished run.
+    Another process than 0 of a distributed run only reads the state (process 0 makes and checks the folder)."""
     fresh = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "train_time_s": 0.0}
+    if not writer:
+        state_file = out / "state.json"
+        return {**fresh, **json.loads(state_file.read_text())} if cfg.resume and state_file.is_file() else fresh
     if not out.exists() or not any(out.iterdir()):
         out.mkdir(parents=True, exist_ok=True)
         return fresh
@@ -204,27 +247,32 @@ def _augment(cfg) -> bool | str:
     return cfg.augmentation if cfg.augment else False
 
 
-def _batches(faces_or_views, labels, weights, cfg, shuffle, seed_offset=0) -> dict:
+def _batches(faces_or_views, labels, weights, cfg, shuffle, seed_offset=0, job=None) -> dict:
     """model.fit's data arguments. Plain faces go in as arrays: Keras's array adapter is about twice
     as fast here as a PyDataset, which the TF backend feeds through tf.data.from_generator (measured
     at 1.2 s vs 0.65 s per batch of 64 for vgg_cnn on 2 cores). Cached ResNet50 views (a list, one
     view drawn per face per epoch) need the PyDataset."""
     if isinstance(faces_or_views, list):
         return {"x": FeatureBatches(faces_or_views, labels, weights, cfg.batch_size, shuffle, init_seed(cfg) + seed_offset)}
+    if job is not None:  # this process's share of each global batch (train/distribute.py)
+        return {"x": distribute.batches(faces_or_views[..., None].astype(np.float32), np.asarray(labels),
+                                        None if weights is None else np.asarray(weights, np.float32), cfg.batch_size,
+                                        job, init_seed(cfg) if shuffle else None, seed_offset),
+                "shuffle": False}  # the order is the batches' own: Keras would reorder them per process
     return {"x": faces_or_views[..., None].astype(np.float32), "y": np.asarray(labels),
             "sample_weight": None if weights is None else np.asarray(weights, np.float32),
             "batch_size": cfg.batch_size, "shuffle": shuffle}
 
 
-def _train_batches(faces_or_views, targets, weights, cfg, first_epoch) -> dict | object:
+def _train_batches(faces_or_views, targets, weights, cfg, first_epoch, job=None) -> dict | object:
     """The training side for model.fit: ``_batches``, or for targets drawn anew each epoch (pld) a function
     epoch -> its batches (the faces converted once; only y changes)."""
     if not callable(targets):
-        return _batches(faces_or_views, targets, weights, cfg, True, first_epoch)
-    fixed = _batches(faces_or_views, targets(first_epoch), weights, cfg, True, first_epoch)
+        return _batches(faces_or_views, targets, weights, cfg, True, first_epoch, job)
+    fixed = _batches(faces_or_views, targets(first_epoch), weights, cfg, True, first_epoch, job)
     if "y" in fixed:
         return lambda epoch: {**fixed, "y": np.asarray(targets(epoch))}
-    return lambda epoch: _batches(faces_or_views, targets(epoch), weights, cfg, True, epoch)
+    return lambda epoch: _batches(faces_or_views, targets(epoch), weights, cfg, True, epoch, job)
 
 
 def _phase1(cfg, out, data, state, history):
@@ -260,9 +308,10 @@ def _phase1(cfg, out, data, state, history):
             if data["init_model"] is not None:
                 print(warm_start(model, data["init_model"], LABEL_SETS[cfg.labels]))
         export = (lambda: model) if cfg.precision == "float32" else (lambda: float32_copy(model, build))
-        _fit(model, export, _train_batches(tx, ty, tw, cfg, state["epoch"]),
-             _batches(vx, vy, None, cfg, False), cfg.epochs, "frozen" if cfg.model == "resnet50" else "train",
-             out, state, history, _schedule(cfg, cfg.lr, 0, cfg.epochs))
+        _fit(model, export, _train_batches(tx, ty, tw, cfg, state["epoch"], data["job"]),
+             _batches(vx, vy, None, cfg, False, job=data["job"]), cfg.epochs,
+             "frozen" if cfg.model == "resnet50" else "train", out, state, history,
+             _schedule(cfg, cfg.lr, 0, cfg.epochs), _writes(data["job"]))
 
 
 def _phase2(cfg, out, data, state, history):
@@ -275,9 +324,10 @@ def _phase2(cfg, out, data, state, history):
         if cfg.model == "resnet50":
             print(f"fine-tuning: {unfreeze_top(model)} conv5 layers unfrozen")
         _compile(model, cfg, cfg.lr / 10)
-    _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"]), _batches(vx, vy, None, cfg, False),
-         cfg.epochs + cfg.fine_tune_epochs, "fine_tune", out, state, history,
-         _schedule(cfg, cfg.lr / 10, cfg.epochs, cfg.epochs + cfg.fine_tune_epochs))
+    job = data["job"]
+    _fit(model, lambda: model, _train_batches(tx, ty, tw, cfg, state["epoch"], job),
+         _batches(vx, vy, None, cfg, False, job=job), cfg.epochs + cfg.fine_tune_epochs, "fine_tune", out, state,
+         history, _schedule(cfg, cfg.lr / 10, cfg.epochs, cfg.epochs + cfg.fine_tune_epochs), _writes(job))
 
 
 def _schedule(cfg, lr, first, last):
@@ -300,28 +350,41 @@ def lr_at(cfg, lr, first, last, epoch) -> float:
     return float(lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))))
 
 
-def _fit(model, export, train, val, epochs, phase, out, state, history, schedule=None):
+def _writes(job) -> bool:
+    return job is None or job.writer
+
+
+def _fit(model, export, train, val, epochs, phase, out, state, history, schedule=None, writer=True):
     # The scheduler runs before the checkpoint callback, so history records the rate actually used.
-    cbs = ([schedule] if schedule is not None else []) + [EpochCheckpoint(out, phase, export, state, history)]
+    cbs = ([schedule] if schedule is not None else []) + [EpochCheckpoint(out, phase, export, state, history, writer)]
     # One line per epoch when logging to a file: a progress bar redrawn per batch bloats the log.
     verbose = 1 if sys.stdout.isatty() else 2
     val_data = val["x"] if "y" not in val else (val["x"], val["y"])
     if not callable(train):
         model.fit(**train, validation_data=val_data, validation_batch_size=val.get("batch_size"), epochs=epochs,
-                  initial_epoch=state["epoch"], callbacks=cbs, verbose=verbose)
+                  initial_epoch=state["epoch"], callbacks=distribute.epoch_callbacks(train) + cbs, verbose=verbose)
         return
     # Labels drawn anew each epoch (pld): one fit call per epoch; the callbacks see the true epoch numbers.
     while state["epoch"] < epochs:
-        model.fit(**train(state["epoch"]), validation_data=val_data, validation_batch_size=val.get("batch_size"),
-                  epochs=state["epoch"] + 1, initial_epoch=state["epoch"], callbacks=cbs, verbose=verbose)
+        batches = train(state["epoch"])
+        model.fit(**batches, validation_data=val_data, validation_batch_size=val.get("batch_size"),
+                  epochs=state["epoch"] + 1, initial_epoch=state["epoch"],
+                  callbacks=distribute.epoch_callbacks(batches) + cbs, verbose=verbose)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: best.keras (full model, on val improvement), checkpoint.keras, history, state."""
+    """After each epoch: best.keras (full model, on val improvement), checkpoint.keras, history, state.
+    ``writer`` False (a distributed run's other processes): the same bookkeeping, nothing written."""
 
-    def __init__(self, out: Path, phase: str, export, state: dict, history: list):
+    def __init__(self, out: Path, phase: str, export, state: dict, history: list, writer: bool = True):
         super().__init__()
         self.out, self.phase, self.export, self.state, self.history = out, phase, export, state, history
+        self.writer = writer
+        # Saving a model spread over several processes gathers its variables from all of them, so every
+        # process saves; the others into a scratch folder of their own, removed when the process ends.
+        self.models_to = out if writer else Path(tempfile.mkdtemp(prefix="ferlite-replica-"))
+        if not writer:
+            atexit.register(shutil.rmtree, self.models_to, True)
         self.since = time.time()
 
     def on_train_begin(self, logs=None):
@@ -335,14 +398,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
         val_acc = row.get("val_accuracy", -1.0)
         if val_acc > self.state["best_val_accuracy"]:
             self.state.update(best_val_accuracy=val_acc, best_epoch=epoch + 1)
-            _save(self.export(), self.out / "best.keras")
-        _save(self.model, self.out / "checkpoint.keras")
-        report.write_history(self.out / "history.csv", self.history)
+            _save(self.export(), self.models_to / "best.keras")
+        _save(self.model, self.models_to / "checkpoint.keras")
+        if self.writer:
+            report.write_history(self.out / "history.csv", self.history)
         self.state["epoch"] = epoch + 1
         now = time.time()  # saved with each epoch, so a kill -9 keeps the time of the epochs it did not undo
         self.state["train_time_s"] += now - self.since
         self.since = now
-        write_json(self.out / "state.json", self.state)  # written last: the epoch counts once all is saved
+        if self.writer:
+            write_json(self.out / "state.json", self.state)  # written last: the epoch counts once all is saved
 
 
 def _save(model: keras.Model, path: Path) -> None:

@@ -6,6 +6,8 @@
 #   SEEDS=21,22,23,24 EPOCHS=150 END_S=560 NAME='vgg_cnn-gpu-s{seed}' bash scripts/gpu/train.sh
 # A run still going at the deadline is stopped (SIGTERM; its finished epochs are saved) and packed with its
 # checkpoint, to be continued elsewhere with --resume: choose EPOCHS to fit, nothing re-plans them.
+# Several seeds are several runs; one run over several GPUs or machines is python -m train --distribute
+# data-parallel (docs/TRAINING.md, "Training on several devices or machines").
 T0=$(date +%s)
 cd "$(dirname "$0")/../.."
 FINISH_S=45  # packing after the runs end
