@@ -18,7 +18,7 @@ from device.paths import resolve_run
 from device.provenance import record
 from device.stderr import captured_stderr
 
-from .config import (AUGMENTATIONS, CLASS_WEIGHTS, DISTRIBUTE_MODES, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS,
+from .config import (AUGMENTATIONS, CLASS_WEIGHTS, KEEPS, DISTRIBUTE_MODES, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS,
                      PRECISIONS, PRESET_ALIASES, PRESETS, SPLITS, resolve)
 from .data import DataError
 from .distribute import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
@@ -58,6 +58,9 @@ SUBCOMMANDS = {"bench": bench.cli, "pack": pack.pack, "unpack": pack.unpack, "te
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="mixed_bfloat16: bf16 math with float32 weights, ~1.4x faster on CPUs with AMX (python -m train "
                    "bench --precision); model.keras is saved in float32 either way.")
+@click.option("--keep", type=click.Choice(KEEPS), default=None,
+              help="The epoch that becomes model.keras: best on the clean validation faces (default) or the last "
+                   "(a fine-tune for degraded faces, which clean validation does not measure). Can change on --resume.")
 @click.option("--class-weights", type=click.Choice(CLASS_WEIGHTS), default=None)
 @click.option("--split", type=click.Choice(SPLITS), default=None)
 @click.option("--seed", type=int, default=None, help="Seeds the split (and the weights, unless --init-seed).")

@@ -23,6 +23,9 @@ LR_SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adam", "sgd")
 AUGMENTATIONS = ("paper", "crop", "field")  # train/augment.py builds each
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies; model.keras is always float32
+# Which epoch becomes model.keras: the best on the clean validation faces, or the last one. "last" is for
+# runs whose aim the clean validation accuracy does not measure (a fine-tune for degraded faces).
+KEEPS = ("best", "last")
 LABEL_SOURCES = tuple(LABEL_SETS)   # fer2013: the file's own labels; ferplus: FER+ votes (train/ferplus.py)
 DISTRIBUTE_MODES = ("none", "data-parallel")  # train/distribute.py: Keras's DataParallel, JAX backend
 
@@ -72,6 +75,7 @@ class TrainConfig:
     distill_weight: float = 0.7           # the teachers' share of each target; the rest is the one-hot label
     distill_temperature: float = 1.0      # >1 softens the teachers' probabilities, <1 sharpens them
     precision: str = "float32"            # mixed_bfloat16: bf16 math, float32 weights (AMX CPUs, GPUs)
+    keep: str = "best"                    # best | last: the epoch that becomes model.keras
     # Launch, not recipe: none is one device; data-parallel is every device of the job (train/distribute.py).
     # The other four are how this process joins a job of several; config.json records the devices instead.
     distribute: str = "none"              # none | data-parallel
@@ -153,6 +157,8 @@ def validate(cfg: TrainConfig) -> None:
         (0 <= cfg.distill_weight <= 1, f"distill weight must be in [0, 1], got {cfg.distill_weight}"),
         (cfg.distill_temperature > 0, f"distill temperature must be > 0, got {cfg.distill_temperature}"),
         (cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
+        (cfg.keep in KEEPS, f"keep must be one of {', '.join(KEEPS)}, got {cfg.keep!r}"),
+        (cfg.keep == "best" or cfg.model != "resnet50", "--keep last is for the CNNs trained end to end"),
         (cfg.precision == "float32" or cfg.model != "resnet50",
          "--precision mixed_bfloat16 is for the CNNs trained from scratch (resnet50 trains in float32)"),
         *_distribute_checks(cfg),

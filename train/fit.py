@@ -415,14 +415,29 @@ def _save(model: keras.Model, path: Path) -> None:
         model.save(tmp)
 
 
+def _kept_model(cfg, out: Path, state: dict) -> Path:
+    """The file that becomes model.keras: best.keras, or with --keep last a float32 copy of the last epoch's
+    checkpoint (last.keras; checkpoint.keras holds the optimizer and, under mixed_bfloat16, bf16 layers)."""
+    if cfg.keep == "best":
+        return out / "best.keras"
+    last = keras.models.load_model(out / "checkpoint.keras")
+    if cfg.precision != "float32":
+        last = float32_copy(last, lambda: build_model(
+            cfg.model, augment=_augment(cfg), dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
+            num_classes=len(LABEL_SETS[cfg.labels])))
+    _save(last, out / "last.keras")
+    return out / "last.keras"
+
+
 def _finish(cfg, out, ds, split, state, history, fp=None) -> Path:
     """Best model -> model.keras + metadata.json; score it once on the test split (FER+: majority labels); plots."""
     names = LABEL_SETS[cfg.labels]
-    model = keras.models.load_model(out / "best.keras")
+    kept = _kept_model(cfg, out, state)
+    model = keras.models.load_model(kept)
     test = evaluate(lambda f: model.predict_on_batch(as_batch(f)), ds.faces[split.test], ds.labels[split.test],
                     class_names=names, batch_size=max(cfg.batch_size, 64))
     with atomic_path(out / "model.keras") as tmp:
-        shutil.copyfile(out / "best.keras", tmp)
+        shutil.copyfile(kept, tmp)
     data_info = {"path": cfg.data, "sha256": ds.sha256, "split": split.kind, "test_split": split.test_name,
                  "seed": cfg.seed, "val_fraction": cfg.val_fraction, "limit": cfg.limit, "labels": cfg.labels}
     label_info = {} if fp is None else {
@@ -434,7 +449,7 @@ def _finish(cfg, out, ds, split, state, history, fp=None) -> Path:
     metrics = {**{k: v for k, v in test.items() if k != "probs"}, "split": split.test_name,
                "label_set": cfg.labels, **({"label_scheme": cfg.label_scheme, "evaluated_on": "FER+ majority labels",
                                            "ferplus_split": FERPLUS_SPLITS.get(split.test_name)} if fp else {}),
-               "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+               "epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "kept": cfg.keep,
                "best_val_accuracy": state["best_val_accuracy"], "train_time_s": round(state["train_time_s"], 1),
                "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
                "duplicate_groups": split.duplicate_groups, "dropped": split.dropped}
@@ -443,6 +458,7 @@ def _finish(cfg, out, ds, split, state, history, fp=None) -> Path:
     report.plot_confusion(out / "confusion.png", test["confusion"],
                           f"{cfg.model} on {split.test_name}: acc {test['accuracy']:.3f}", names)
     print(f"test ({split.test_name}, n={len(split.test)}): accuracy {test['accuracy']:.4f}, "
-          f"macro-F1 {test['macro_f1']:.4f}; best val {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}")
+          f"macro-F1 {test['macro_f1']:.4f}; best val {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}"
+          + (f"; kept the last epoch ({state['epoch']})" if cfg.keep == "last" else ""))
     print(f"wrote {out}")
     return out
