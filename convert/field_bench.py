@@ -54,7 +54,7 @@ def score_model(model: str, split: str, data: str | None) -> tuple[dict, tuple]:
     faces, labels, name = held_out(tflite, split, data)
     clf = TFLiteClassifier(tflite)
     scores = field_scores(lambda f: clf.predict_batched(f, 256), faces, labels, clf.labels)
-    return {"name": str(model), "model": portable(tflite), "labels": len(clf.labels), "split": name, **scores}, \
+    return {"name": portable(model), "model": portable(tflite), "labels": len(clf.labels), "split": name, **scores}, \
         (faces, labels, name, len(clf.labels))
 
 
