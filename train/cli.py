@@ -19,7 +19,7 @@ from device.provenance import record
 from device.stderr import captured_stderr
 
 from .config import (AUGMENTATIONS, CLASS_WEIGHTS, KEEPS, DISTRIBUTE_MODES, LABEL_SOURCES, LR_SCHEDULES, OPTIMIZERS,
-                     PRECISIONS, PRESET_ALIASES, PRESETS, SPLITS, resolve)
+                     PRECISIONS, PRESET_ALIASES, PRESETS, SPLITS, recorded_options, resolve)
 from .data import DataError
 from .distribute import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 from .ferplus import DEFAULT_FOLDERS, DEFAULT_NAMES, SCHEMES, FerplusError, default_votes_path
@@ -133,7 +133,7 @@ def main(ctx, data, model, out, preset, no_cache, no_augment, **opts):
     cfg = resolve(preset, data=data, model=model, out=out, weights=weights,
                   cache=False if no_cache else None, augment=False if no_augment else None, **opts)
     train_run = _import_train_run()  # Keras/TF load only once the flags are known to be good
-    train_run(cfg, provenance=record(PROG, ctx.obj, cfg))  # config.json keeps the command as typed
+    train_run(cfg, provenance=record(PROG, ctx.obj, recorded_options(cfg)))  # config.json keeps the command as typed
 
 
 def _import_train_run():

@@ -110,6 +110,15 @@ PRESETS = {
 PRESET_ALIASES = {"default": "baseline", "best": "shipped"}
 
 
+# How one process joins a distributed job: not part of what a run is, so config.json leaves it out.
+LAUNCH_OPTIONS = ("coordinator", "num_processes", "process_id", "distribute_timeout")
+
+
+def recorded_options(cfg: TrainConfig) -> dict:
+    """The options config.json (and the command's provenance) records: all but LAUNCH_OPTIONS."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in LAUNCH_OPTIONS}
+
+
 def resolve(preset: str = "baseline", **overrides) -> TrainConfig:
     """Defaults <- preset <- overrides (None means "not given"), then validated; an old name gives its new one."""
     preset = PRESET_ALIASES.get(preset, preset)

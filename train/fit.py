@@ -32,7 +32,7 @@ from device.paths import portable_record
 
 from . import report
 from .cache import FeatureBatches, cache_split
-from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig
+from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig, recorded_options
 from . import distill, distribute
 from .data import Split, load_fer2013
 from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_split
@@ -119,8 +119,7 @@ def _train_run(cfg: TrainConfig, provenance: dict | None, job: distribute.Job | 
 def _recorded(cfg: TrainConfig, job) -> dict:
     """config.json's options, without how this process joined a job (an address, its id, a timeout); a
     distributed run adds its devices and processes."""
-    launch = ("coordinator", "num_processes", "process_id", "distribute_timeout")
-    options = {k: v for k, v in cfg.to_dict().items() if k not in launch}
+    options = recorded_options(cfg)
     return options if job is None else {**options, "distribution": job.record(cfg.batch_size)}
 
 
