@@ -24,10 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from device.atomic import atomic_path, write_json
-from device.contract import as_batch
-from device.metadata import make_metadata, write_metadata
-from device.metrics import evaluate
+from device.atomic import write_json
 from device.paths import portable_record
 
 from . import report
@@ -35,7 +32,8 @@ from .cache import FeatureBatches, cache_split
 from .config import PAPER_CLASS_WEIGHTS, PAPER_CONTEMPT_WEIGHT, ConfigError, TrainConfig, recorded_options
 from . import distill, distribute
 from .data import Split, load_fer2013
-from .ferplus import FERPLUS_SPLITS, LABEL_SETS, describe, load_labels, run_split
+from .finish import finish, save as _save
+from .ferplus import LABEL_SETS, describe, load_labels, run_split
 from .layers import ScaledL2Normalize, SparseSmoothedCrossentropy  # noqa: F401  (registered for load_model)
 from .models import assemble, build_model, build_resnet50_parts, dtype_policy, float32_copy, unfreeze_top
 from .registry import MODELS, normalize_weights
@@ -113,7 +111,9 @@ def _train_run(cfg: TrainConfig, provenance: dict | None, job: distribute.Job | 
         return out
     state["train_time_s"] = before + (time.time() - t0)
     write_json(out / "state.json", state)
-    return _finish(cfg, out, ds, split, state, history, fp)
+    return finish(cfg, out, ds, split, state, history, fp, build=lambda: build_model(
+        cfg.model, augment=_augment(cfg), dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
+        num_classes=len(LABEL_SETS[cfg.labels])))
 
 
 def _recorded(cfg: TrainConfig, job) -> dict:
@@ -408,56 +408,3 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if self.writer:
             write_json(self.out / "state.json", self.state)  # written last: the epoch counts once all is saved
 
-
-def _save(model: keras.Model, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-
-
-def _kept_model(cfg, out: Path, state: dict) -> Path:
-    """The file that becomes model.keras: best.keras, or with --keep last a float32 copy of the last epoch's
-    checkpoint (last.keras; checkpoint.keras holds the optimizer and, under mixed_bfloat16, bf16 layers)."""
-    if cfg.keep == "best":
-        return out / "best.keras"
-    last = keras.models.load_model(out / "checkpoint.keras")
-    if cfg.precision != "float32":
-        last = float32_copy(last, lambda: build_model(
-            cfg.model, augment=_augment(cfg), dropout=cfg.dropout, seed=init_seed(cfg), erasing=cfg.erasing,
-            num_classes=len(LABEL_SETS[cfg.labels])))
-    _save(last, out / "last.keras")
-    return out / "last.keras"
-
-
-def _finish(cfg, out, ds, split, state, history, fp=None) -> Path:
-    """Best model -> model.keras + metadata.json; score it once on the test split (FER+: majority labels); plots."""
-    names = LABEL_SETS[cfg.labels]
-    kept = _kept_model(cfg, out, state)
-    model = keras.models.load_model(kept)
-    test = evaluate(lambda f: model.predict_on_batch(as_batch(f)), ds.faces[split.test], ds.labels[split.test],
-                    class_names=names, batch_size=max(cfg.batch_size, 64))
-    with atomic_path(out / "model.keras") as tmp:
-        shutil.copyfile(kept, tmp)
-    data_info = {"path": cfg.data, "sha256": ds.sha256, "split": split.kind, "test_split": split.test_name,
-                 "seed": cfg.seed, "val_fraction": cfg.val_fraction, "limit": cfg.limit, "labels": cfg.labels}
-    label_info = {} if fp is None else {
-        "ferplus": cfg.ferplus, "ferplus_sha256": fp.votes.sha256, "label_scheme": cfg.label_scheme,
-        "ferplus_split": FERPLUS_SPLITS.get(split.test_name), "left_out": fp.dropped}
-    write_metadata(out, make_metadata(cfg.model, labels=names, data=portable_record({**data_info, **label_info}),
-                                      params=int(model.count_params()), val_accuracy=state["best_val_accuracy"],
-                                      test_accuracy=test["accuracy"]))
-    metrics = {**{k: v for k, v in test.items() if k != "probs"}, "split": split.test_name,
-               "label_set": cfg.labels, **({"label_scheme": cfg.label_scheme, "evaluated_on": "FER+ majority labels",
-                                           "ferplus_split": FERPLUS_SPLITS.get(split.test_name)} if fp else {}),
-               "epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "kept": cfg.keep,
-               "best_val_accuracy": state["best_val_accuracy"], "train_time_s": round(state["train_time_s"], 1),
-               "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
-               "duplicate_groups": split.duplicate_groups, "dropped": split.dropped}
-    report.write_metrics(out / "metrics.json", metrics)
-    report.plot_curves(out / "curves.png", history)
-    report.plot_confusion(out / "confusion.png", test["confusion"],
-                          f"{cfg.model} on {split.test_name}: acc {test['accuracy']:.3f}", names)
-    print(f"test ({split.test_name}, n={len(split.test)}): accuracy {test['accuracy']:.4f}, "
-          f"macro-F1 {test['macro_f1']:.4f}; best val {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}"
-          + (f"; kept the last epoch ({state['epoch']})" if cfg.keep == "last" else ""))
-    print(f"wrote {out}")
-    return out
