@@ -5,7 +5,8 @@ measure its latency and loop speed.
 
 Accuracy and agreement come from ``device.metrics`` (the same scoring as training and
 conversion). Latency is batch 1, the median after warm-up, per thread count. End-to-end fps
-is the whole camera loop (decode, Haar detection, crop, classify, smoothing, records) on a clip.
+is the whole camera loop (decode, face detection, crop, classify, smoothing, records) on a clip,
+with the runtime's detector (``--detector``, run.py's default unless told otherwise).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .contract import INPUT_SHAPE
-from .detect import HaarDetector, IoUTracker
+from .detect import DEFAULT_DETECTOR, IoUTracker, make_detector
 from .errors import InputError
 from .interpreter import TFLiteClassifier
 from .log import NullWriter
@@ -74,8 +75,10 @@ def model_latency(clf: TFLiteClassifier, face: np.ndarray, warmup: int = 10, run
 
 def loop_fps(clf: TFLiteClassifier, video: str | Path, detect_every: int = 3,
              max_frames: Optional[int] = None, detector=None) -> dict:
-    """The whole loop on ``video`` with ``clf`` (records built, nothing written). -> its summary."""
-    detector = detector or HaarDetector()
+    """The whole loop on ``video`` with ``clf`` (records built, nothing written). -> its summary.
+
+    ``detector``: a built detector (``device.detect``) [default: the runtime's, ``DEFAULT_DETECTOR``]."""
+    detector = detector or make_detector(DEFAULT_DETECTOR)
     with VideoSource(video) as source:
         loop = Loop(source, detector, IoUTracker(), clf, KioskAggregator(clf.labels), NullWriter(),
                     detect_every=detect_every, max_frames=max_frames, fps_every=0)
@@ -85,9 +88,11 @@ def loop_fps(clf: TFLiteClassifier, video: str | Path, detect_every: int = 3,
 
 def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Sequence[int] = (1,),
               warmup: int = 10, runs: int = 100, detect_every: int = 3, max_frames: Optional[int] = None,
-              log: Callable[[str], None] = lambda s: None) -> dict:
+              detector: str = DEFAULT_DETECTOR, log: Callable[[str], None] = lambda s: None) -> dict:
     """Either model may be None (the shipped default is int8 only), and so may the labelled faces: then
-    there is no accuracy (nor drop: that needs both models and the faces) and latency runs on a gray face."""
+    there is no accuracy (nor drop: that needs both models and the faces) and latency runs on a gray face.
+    ``detector``: the loop's, by its ``--detector`` name, built as the runtime builds it (its defaults,
+    the thread count of the loop)."""
     paths = {k: Path(p) for k, p in (("float32", float_path), ("int8", int8_path)) if p}
     if not paths:
         raise BenchError("nothing to bench: give --int8 and/or --float")
@@ -95,8 +100,10 @@ def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Seque
     result: dict = {"models": {k: {"path": str(p)} for k, p in paths.items()}, "threads": list(threads)}
     if data is not None:
         result["faces"] = {"path": str(faces_path), "n": int(len(data["faces"])), "split": data["split"]}
-    if video:
-        result["video"] = str(video)
+    if video:  # the detectors first: a missing BlazeFace model stops bench before anything is timed
+        result["video"], result["detector"] = str(video), detector
+        with quiet_native_stderr():  # LiteRT's INFO lines (BlazeFace); a missing model still raises
+            detectors = {n: make_detector(detector, threads=n) for n in threads}
     probs = {name: _score(name, path, data, threads[0], faces_path, log, result["models"][name])
              for name, path in paths.items()} if data is not None else {}
     m = result["models"]
@@ -118,7 +125,7 @@ def run_bench(float_path, int8_path, faces_path=None, video=None, threads: Seque
             m[name]["latency"][str(n)] = model_latency(clf, face, warmup, runs)
             if video:
                 log(f"loop {name} threads={n} on {Path(video).name}")
-                m[name]["loop"][str(n)] = loop_fps(clf, video, detect_every, max_frames)
+                m[name]["loop"][str(n)] = loop_fps(clf, video, detect_every, max_frames, detectors[n])
     return result
 
 
@@ -167,9 +174,9 @@ def format_table(r: dict) -> str:
         for n, loop in m[k]["loop"].items():
             ms = loop["latency_ms"]
             lines.append(f"loop {k} threads={n}, ms per frame: " + ", ".join(f"{s} {ms[s]:.2f}" for s in STAGES)
-                         + f"; Haar detection {ms['detect_per_call']:.2f} ms per call")
+                         + f"; {r['detector']} detection {ms['detect_per_call']:.2f} ms per call")
     if r.get("video"):
-        lines.append(f"loop: {r['video']}")
+        lines.append(f"loop: {r['video']}, detector {r['detector']}")
     return "\n".join(lines)
 
 

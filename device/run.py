@@ -236,6 +236,14 @@ def print_summary(summary: dict, log_path: str | None) -> None:
 
 
 DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class attributes)
+DETECTOR_HELP = ("Face detector: blazeface (MediaPipe, faces within ~2 m), blazeface-full (~5 m), haar (OpenCV "
+                 f"cascade, small far faces) [default: {DEFAULT_DETECTOR}; {STILLS_DETECTOR} for still images]. "
+                 "BlazeFace models: python device/run.py fetch-models.")
+
+
+def detector_option(**kw):
+    """``--detector``, the loop's and bench's alike: the choices and default of device/detect.py, one help text."""
+    return click.option("--detector", type=click.Choice(DETECTORS), help=DETECTOR_HELP, **kw)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -249,10 +257,7 @@ DEFAULTS = RunOptions  # the command line's defaults are RunOptions' own (class 
               help="driver: the largest face, absent/alert events; kiosk: every face, periodic aggregates.")
 @click.option("--detect-every", type=click.IntRange(1), default=DEFAULTS.detect_every, show_default=True,
               help="Run face detection every N frames; IoU tracking keeps the boxes in between.")
-@click.option("--detector", type=click.Choice(DETECTORS),
-              help="Face detector: blazeface (MediaPipe, faces within ~2 m), blazeface-full (~5 m), haar (OpenCV "
-                   f"cascade, small far faces) [default: {DEFAULT_DETECTOR}; {STILLS_DETECTOR} for still images]. "
-                   "BlazeFace models: python device/run.py fetch-models.")
+@detector_option()
 @click.option("--detect-width", type=click.IntRange(0),
               help="haar: detect faces on a copy of the frame shrunk to this width (0: full size) "
                    f"[default: {DETECT_WIDTH}; {STILLS_DETECT_WIDTH} for still images].")
@@ -321,17 +326,19 @@ def cli(ctx, **options):
 @click.option("--warmup", type=click.IntRange(0), default=20, show_default=True, help="Untimed calls first.")
 @click.option("--detect-every", type=click.IntRange(1), default=3, show_default=True, help="Loop: detect every N frames.")
 @click.option("--max-frames", type=click.IntRange(1), help="Loop: at most N frames of the clip.")
+@detector_option(default=DEFAULT_DETECTOR)  # a clip, so the loop's default for cameras and clips
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Write the results as JSON here, with the command that made them.")
 @click.pass_context
-def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, detect_every, max_frames, json_path):
-    """int8 vs float32: accuracy, drop, agreement, latency per thread count, loop fps on a clip."""
+def bench(ctx, float_path, int8_path, faces_path, video, threads, runs, warmup, detect_every, max_frames, detector,
+          json_path):
+    """int8 vs float32: accuracy, drop, agreement, latency per thread count, loop fps on a clip (the runtime's loop)."""
     if not (float_path or int8_path):
         raise click.UsageError("give --int8 and/or --float")
     if video and not Path(video).is_file():
         raise InputError(f"video not found: {video}")
     result = run_bench(float_path, int8_path, faces_path, video=video, threads=threads, warmup=warmup,
-                       runs=runs, detect_every=detect_every, max_frames=max_frames,
+                       runs=runs, detect_every=detect_every, max_frames=max_frames, detector=detector,
                        log=lambda s: click.echo(s, err=True))
     prov = record(BENCH_PROG, bench_argv(ctx), ctx.params)
     click.echo(format_header(prov))  # so a pasted table says what ran where (README, "Pi speed")

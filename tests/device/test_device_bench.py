@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from device.contract import LABELS
+from device.detect import DEFAULT_DETECTOR, DETECTORS
 from device.interpreter import TFLiteClassifier
 from device.metrics import agreement, evaluate
 from device.paths import portable, portable_record, portable_text
@@ -23,6 +24,15 @@ def eval_faces(tmp_path_factory, sample_faces):
     return path
 
 
+def runtime_faces(run_cli, model, clip, frames, log, *detector) -> int:
+    """Faces the runtime itself (``run.py --source CLIP``) finds in the clip's first ``frames`` frames."""
+    res = run_cli("--source", clip, "--model", model, "--max-frames", frames, "--log", log, *detector)
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(log.read_text().splitlines()[-1])
+    assert summary["type"] == "summary" and summary["frames"] == frames
+    return summary["faces"]
+
+
 def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sample_faces, run_cli):
     out = tmp_path / "bench.json"
     argv = ["bench", "--float", str(pair_model / "model_float32.tflite"), "--int8", str(pair_model / "model_int8.tflite"),
@@ -36,6 +46,7 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
     assert prov["argv"] == portable_record(argv[1:])
     assert prov["command"] == portable_text("python device/run.py bench " + shlex.join(argv[1:]))
     assert prov["options"]["threads"] == [1, 2] and prov["options"]["runs"] == 20
+    assert r["detector"] == prov["options"]["detector"] == DEFAULT_DETECTOR  # the runtime's, untold
     assert {"versions", "machine", "date", "cwd"} <= set(prov)
     assert r["faces"] == {"path": portable(eval_faces), "n": 120, "split": "sample"}
     # the same scoring as device.metrics, face for face
@@ -64,7 +75,9 @@ def test_bench_table_and_json(pair_model, eval_faces, faces_dir, tmp_path, sampl
     assert head[1].startswith("machine: ") and f"{prov['machine']['cpu_count']} CPUs" in head[1]
     assert f"numpy {prov['versions']['numpy']}" in head[2] and "ai-edge-litert" in head[2]
     assert sum(line.startswith("loop int8 threads=") and "detect " in line and "classify " in line
+               and line.endswith(" ms per call") and f"; {DEFAULT_DETECTOR} detection " in line
                for line in table.splitlines()) == 2
+    assert f"loop: {faces_dir / 'fer_test.mp4'}, detector {DEFAULT_DETECTOR}" in table.splitlines()
     assert sum(line.split()[:2] in (["int8", "1"], ["int8", "2"], ["float32", "1"], ["float32", "2"])
                for line in table.splitlines()) == 4
 
@@ -91,3 +104,48 @@ def test_bench_the_int8_model_alone_without_faces(pair_model, faces_dir, tmp_pat
     res = run_cli("bench", "--video", faces_dir / "fer_test.mp4")
     assert res.exit_code == 2 and "give --int8 and/or --float" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_bench_loop_is_the_runtimes_loop(model_int8, faces_dir, tmp_path, run_cli):
+    """bench's loop detects faces as run.py does, with its default and with --detector: the same faces on the
+    same frames of the real clip. fer_test.mp4's first 30 frames tell the detectors apart (BlazeFace short
+    range misses a few that Haar finds), so a bench on the wrong detector would not match."""
+    clip, frames, found = faces_dir / "fer_test.mp4", 30, {}
+    for detector in ((), ("--detector", "haar")):
+        out = tmp_path / f"bench{len(found)}.json"
+        res = run_cli("bench", "--int8", model_int8, "--video", clip, "--max-frames", frames, "--runs", 2,
+                      "--warmup", 0, "--json", out, *detector)
+        assert res.exit_code == 0, res.stderr
+        r = json.loads(out.read_text())
+        name = detector[1] if detector else DEFAULT_DETECTOR
+        assert r["detector"] == r["provenance"]["options"]["detector"] == name
+        assert f", detector {name}" in res.stdout and f"; {name} detection " in res.stdout
+        loop = r["models"]["int8"]["loop"]["1"]
+        assert loop["frames"] == frames
+        found[name] = loop["faces"]
+        assert found[name] == runtime_faces(run_cli, model_int8, clip, frames, tmp_path / f"{name}.jsonl", *detector)
+    assert found[DEFAULT_DETECTOR] != found["haar"], found
+
+
+def test_bench_detector_option_is_run_pys(model_int8, faces_dir, run_cli):
+    """One --detector: the same choices and help text as the loop's, the loop's default for a clip; a wrong
+    name is one error line and exit 2, like every other bad flag of run.py."""
+    from device.run import bench, cli
+    ours, loops = ({p.name: p for p in cmd.params}["detector"] for cmd in (bench, cli))
+    assert tuple(ours.type.choices) == tuple(loops.type.choices) == DETECTORS and ours.help == loops.help
+    assert ours.default == DEFAULT_DETECTOR
+    res = run_cli("bench", "--int8", model_int8, "--video", faces_dir / "fer_test.mp4", "--detector", "dlib")
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.startswith("error: Invalid value for '--detector': 'dlib' is not one of 'haar', 'blazeface'")
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_bench_without_the_blazeface_model_stops_before_timing(model_int8, faces_dir, tmp_path, run_cli, monkeypatch):
+    """The default detector's model missing: one error line naming fetch-models, exit 3, nothing timed or written."""
+    import device.detect
+    monkeypatch.setattr(device.detect, "BLAZEFACE_DIR", tmp_path / "empty")
+    out = tmp_path / "bench.json"
+    res = run_cli("bench", "--int8", model_int8, "--video", faces_dir / "fer_test.mp4", "--json", out)
+    assert res.exit_code == 3 and res.stdout == "" and not out.exists()
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: blazeface model not found: ") and "fetch-models" in lines[0]
