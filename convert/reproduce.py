@@ -149,7 +149,7 @@ def bench(run_dir: Path, clip: str, via: str) -> None:
     from device.bench import format_table, run_bench
     from device.run import BENCH_PROG
     from device.run import bench as bench_command  # its option defaults are the one source of them
-    defaults = {p.name: p.default for p in bench_command.params if p.name in ("runs", "warmup", "detect_every")}
+    defaults = {p.name: p.default for p in bench_command.params if p.name in ("runs", "warmup", "detect_every", "detector")}
     paths = {"float_path": run_dir / "model_float32.tflite", "int8_path": run_dir / "model_int8.tflite",
              "faces_path": run_dir / "eval_faces.npz"}
     out = run_dir / "bench.json"
