@@ -1,5 +1,6 @@
 """``python -m convert RUN_DIR [--int8] [--float16] [--dynamic] ...``: click parsing -> ``pipeline.run``;
-``python -m convert select | soup | recover | crosscheck | field | crops ...``: the commands of the modules so named.
+``python -m convert select | soup | recover | crosscheck | field | crops | ship | pareto | results ...``: the
+commands of the modules so named.
 
 Exit codes: the one table in ``device/errors.py`` (README, "Exit codes"); the ``--max-drop``
 gate failing is 5, after the report is written.
@@ -13,14 +14,14 @@ from device.paths import resolve_run
 from device.provenance import record
 
 from . import calibration as cal
-from . import crop_study, crosscheck, field_bench, pipeline, recover, select, ship, soup
+from . import crop_study, crosscheck, field_bench, pareto, pipeline, recover, select, ship, soup
 from .results import cli as results_cli
 from . import report as rep
 
 PROG = "python -m convert"
 SUBCOMMANDS = {"select": select.cli, "soup": soup.cli, "recover": recover.cli, "crosscheck": crosscheck.cli,
                "field": field_bench.cli, "crops": crop_study.cli, "ship": ship.cli,
-               "results": results_cli.cli}
+               "pareto": pareto.cli, "results": results_cli.cli}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=commands_epilog(PROG, SUBCOMMANDS))

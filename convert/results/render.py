@@ -13,6 +13,7 @@ from .collect import Collected, Run, final_train_accuracy, g, latency, members, 
 from .ferplus import ferplus_section, paper_recipe_note
 from .run_section import run_section
 from .field import field_section
+from .pareto import pareto_section
 from .selection import selection_section
 from .text import (NOT_RUN, PAPER, RANDOM_INIT, epochs_text, loop_fps, machine_text, ms, pct, pp, size, split_text,
                    table, title, versions_text)
@@ -187,6 +188,7 @@ def render(c: Collected, out_path: str = "docs/RESULTS.md") -> str:
              "[DETECTORS.md](DETECTORS.md), made by `scripts/docs/bench_detectors.py`.", ""]
     lines += machines_section(c.runs) + [""] + summary_section(c.runs, c.unfinished)
     lines += ablation_section(c.runs) + selection_section(c.selections, c.runs) + field_section(c.records)
+    lines += pareto_section(c.records)
     lines += paper_section(c.runs, c.peer, c.peer_path)
     lines += ferplus_section(c.runs, c.crosschecks)
     for run in c.runs:
