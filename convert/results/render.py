@@ -88,7 +88,7 @@ def summary_section(runs: list[Run], unfinished) -> list[str]:
              "Accuracy is on the split named in each row; int8 drop = float32 − int8 accuracy, in percentage points "
              "(positive: int8 is worse). int8 ECE: expected calibration error of the int8 file's probabilities on the same "
              "split (10 bins, top-1; 0 is perfect; \"not measured\": converted before convert reported it). Latency: one face (batch 1), median after warm-up, 1 thread. Loop fps: the "
-             "whole device loop (decode, Haar detection, crop, classify) on the clip.", ""]
+             "whole device loop (decode, face detection, crop, classify) on the clip, with the detector in brackets.", ""]
     lines += table(["model", "run", "reported on", "epochs run / planned", "Keras acc", "float32 acc", "int8 acc",
                     "int8 macro-F1", "int8 ECE", "int8 drop", "int8 size", "int8 latency (1 thread)",
                     "loop fps (clip, int8)"],

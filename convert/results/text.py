@@ -70,7 +70,10 @@ def title(run: Run) -> str:
 
 def loop_fps(run: Run, name: str = "int8") -> str:
     fps = g(run.bench, "models", name, "loop", "1", "fps")
-    return f"{fps:.1f} fps" if fps else NOT_RUN if not run.bench else "no clip in bench"
+    if not fps:
+        return NOT_RUN if not run.bench else "no clip in bench"
+    # bench.json names its loop's detector since bench took --detector; before that it was always Haar
+    return f"{fps:.1f} fps ({(run.bench or {}).get('detector', 'haar')})"
 
 
 def split_text(run: Run, long: bool = False) -> str:
