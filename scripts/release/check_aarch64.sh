@@ -3,12 +3,13 @@
 #
 #   scripts/release/check_aarch64.sh [--tests-only | --compare-only] [--before REV] [TARGET ...]
 #
-# TARGETs (default: all three):
-#   bookworm     Raspberry Pi OS Bookworm's Debian 12, Python 3.11, device/requirements.txt as pip
-#                resolves it (numpy 2, OpenCV 4.12+), QEMU_CPU=cortex-a72 (Pi 4)
-#   bookworm-pi  the same with device/constraints-bookworm.txt (numpy 1.26, OpenCV 4.11): what the
-#                README tells Pi OS Bookworm users to install
-#   trixie       Debian 13, Python 3.13, QEMU_CPU=cortex-a76 (Pi 5)
+# TARGETs (default: all four, in this order):
+#   bookworm      Raspberry Pi OS Bookworm's Debian 12, Python 3.11, device/requirements.txt as pip
+#                 resolves it (numpy 2, OpenCV 4.12+), QEMU_CPU=cortex-a72 (Pi 4)
+#   bookworm-pi   the same with device/constraints-bookworm.txt (numpy 1.26, OpenCV 4.11): what the
+#                 README tells Pi OS Bookworm users to install
+#   bookworm-pi3  bookworm-pi on QEMU_CPU=cortex-a53 (Pi 3, Zero 2 W: ARMv8.0, no dot product)
+#   trixie        Debian 13, Python 3.13, QEMU_CPU=cortex-a76 (Pi 5)
 # For each: the device tests under emulation (tests/device, less EMULATION_LEAVES_OUT), then
 # scripts/release/arch_drift.py on x86 and on aarch64 and its table (classifier agreement, faces found, box
 # IoU, label agreement; docs/AARCH64.md). --before REV adds the same table for an older commit.
@@ -16,8 +17,8 @@
 # Needs root once (apt-get install qemu-user-static; binfmt_misc registered so that tests which start
 # sys.executable again run under qemu too) and network to Debian's archive and PyPI. Everything else
 # lives in .cache/aarch64 (FERLITE_AARCH64_CACHE): Debian's arm64 python packages unpacked with
-# dpkg -x (the host's dpkg is never touched), one venv per target, filled by the host's pip with
-# aarch64 wheels, and pip's cache; a second run reuses them all.
+# dpkg -x (the host's dpkg is never touched) into one root per release and CPU, one venv per target,
+# filled by the host's pip with aarch64 wheels, and pip's cache; a second run reuses them all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -25,28 +26,31 @@ CACHE=${FERLITE_AARCH64_CACHE:-$REPO/.cache/aarch64}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export PIP_CACHE_DIR=$CACHE/pip PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
+# One place for the targets (the header above describes them) and for what each one is.
+ALL_TARGETS=(bookworm bookworm-pi bookworm-pi3 trixie)
+release() { case $1 in trixie) echo trixie ;; *) echo bookworm ;; esac; }
+pyver() { case $1 in trixie) echo 3.13 ;; *) echo 3.11 ;; esac; }
+cpu() { case $1 in trixie) echo cortex-a76 ;; bookworm-pi3) echo cortex-a53 ;; *) echo cortex-a72 ;; esac; }
+glibc_minor() { case $1 in trixie) echo 41 ;; *) echo 36 ;; esac; }  # newest manylinux_2_N the root's glibc runs
+constraints() { case $1 in bookworm-pi|bookworm-pi3) echo device/constraints-bookworm.txt ;; esac; }
+x86_venv() { case $1 in bookworm-pi|bookworm-pi3) echo .venv-bookworm ;; *) echo .venv-device ;; esac; }  # same pins, on x86
+x86_venv_pins() { constraints "$1"; }
+sysroot() { echo "$CACHE/$(release "$1")/sysroot-$(cpu "$1")"; }  # one per release and CPU: its /proc/cpuinfo
+
 RUN_TESTS=1 RUN_COMPARE=1 BEFORE="" TARGETS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --tests-only) RUN_COMPARE=0 ;;
     --compare-only) RUN_TESTS=0 ;;
     --before) BEFORE=${2:?}; shift ;;
-    bookworm|bookworm-pi|trixie) TARGETS+=("$1") ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "error: unknown option or target '$1' (see --help)" >&2; exit 2 ;;
+    -h|--help) awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+    -*) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) [[ " ${ALL_TARGETS[*]} " == *" $1 "* ]] || { echo "error: unknown target '$1' (one of: ${ALL_TARGETS[*]})" >&2; exit 2; }
+       TARGETS+=("$1") ;;
   esac
   shift
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(bookworm bookworm-pi trixie)
-
-# One place for what each target is.
-release() { case $1 in trixie) echo trixie ;; *) echo bookworm ;; esac; }
-pyver() { case $1 in trixie) echo 3.13 ;; *) echo 3.11 ;; esac; }
-cpu() { case $1 in trixie) echo cortex-a76 ;; *) echo cortex-a72 ;; esac; }
-glibc_minor() { case $1 in trixie) echo 41 ;; *) echo 36 ;; esac; }  # newest manylinux_2_N the root's glibc runs
-constraints() { case $1 in bookworm-pi) echo device/constraints-bookworm.txt ;; esac; }
-x86_venv() { case $1 in bookworm-pi) echo .venv-bookworm ;; *) echo .venv-device ;; esac; }  # same pins, on x86
-x86_venv_pins() { case $1 in bookworm-pi) echo device/constraints-bookworm.txt ;; esac; }
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 
 say() { echo "== $*" >&2; }
 machine_line() {  # what docs/AARCH64.md puts beside each table: CPU, cores, OS, date (no host name)
@@ -83,11 +87,11 @@ apt_opts() {  # apt-get/apt-cache options for an arm64 view of $1's archive, all
        "-o APT::Sandbox::User=root -o Debug::NoLocking=1"
 }
 
-build_root() {  # $1 release, $2 python version, $3 QEMU_CPU -> $CACHE/$1/sysroot
+fetch_debs() {  # $1 release, $2 python version -> $CACHE/$1/debs: python3.X and what it needs, for arm64
   local rel=$1 py=python$2 d=$CACHE/$1 opts pkgs
-  [ -e "$d/sysroot/.complete" ] && return
-  say "arm64 $py from Debian $rel into $d/sysroot"
-  rm -rf "$d" && mkdir -p "$d/lists/partial" "$d/apt/archives/partial" "$d/debs" "$d/sysroot"
+  [ -e "$d/debs/.complete" ] && return
+  say "arm64 $py from Debian $rel into $d/debs"
+  rm -rf "$d/lists" "$d/apt" "$d/debs" && mkdir -p "$d/lists/partial" "$d/apt/archives/partial" "$d/debs"
   echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $rel main" \
     > "$d/sources.list"
   opts=$(apt_opts "$rel" "$d")
@@ -100,26 +104,38 @@ build_root() {  # $1 release, $2 python version, $3 QEMU_CPU -> $CACHE/$1/sysroo
          grep -v '^[ <]' | grep -vE '^(perl.*|libperl.*|dpkg|tar|install-info)$' | sort -u)
   # shellcheck disable=SC2086
   (cd "$d/debs" && apt-get $opts download -qq $pkgs)
-  for deb in "$d"/debs/*.deb; do dpkg -x "$deb" "$d/sysroot"; done
-  [ -e "$d/sysroot/lib" ] || ln -s usr/lib "$d/sysroot/lib"  # Trixie ships /usr/lib only; the loader is /lib/ld-linux-aarch64.so.1
-  write_cpuinfo "$d/sysroot" "$3"
-  touch "$d/sysroot/.complete"
+  touch "$d/debs/.complete"
+}
+
+build_root() {  # $1 target -> $(sysroot $1): the release's debs unpacked, and a /proc/cpuinfo for its CPU
+  local r
+  r=$(sysroot "$1")
+  [ -e "$r/.complete" ] && return
+  fetch_debs "$(release "$1")" "$(pyver "$1")"
+  say "$(cpu "$1") root $r"
+  rm -rf "$r" && mkdir -p "$r"
+  for deb in "$(dirname "$r")"/debs/*.deb; do dpkg -x "$deb" "$r"; done
+  [ -e "$r/lib" ] || ln -s usr/lib "$r/lib"  # Trixie ships /usr/lib only; the loader is /lib/ld-linux-aarch64.so.1
+  write_cpuinfo "$r" "$(cpu "$1")"
+  touch "$r/.complete"
 }
 
 # qemu-user shows the host's x86 /proc/cpuinfo; LiteRT's CPU detection then crashes (SIGSEGV) in
 # Interpreter(). qemu reads QEMU_LD_PREFIX/proc/cpuinfo instead when it exists: a Pi's, matching
 # QEMU_CPU (a mismatch: SIGILL). The Model line says that it is emulated, so no report can mistake it.
-write_cpuinfo() {  # $1 root, $2 cortex-a72 | cortex-a76
-  local part features variant revision board
+write_cpuinfo() {  # $1 root, $2 cortex-a53 | cortex-a72 | cortex-a76
+  local part features variant revision board bogomips=108.00  # BogoMIPS: twice the timer's MHz (Pi 4 and 5: 54)
   case $2 in
+    cortex-a53) part=0xd03 variant=0x0 revision=4 board="Raspberry Pi 3 Model B Plus or Zero 2 W" bogomips=38.40
+                features="fp asimd evtstrm crc32 cpuid" ;;
     cortex-a72) part=0xd08 variant=0x0 revision=3 board="Raspberry Pi 4" features="fp asimd evtstrm crc32 cpuid" ;;
     cortex-a76) part=0xd0b variant=0x4 revision=1 board="Raspberry Pi 5"
                 features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
   esac
   mkdir -p "$1/proc"
   for i in 0 1 2 3; do
-    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
-      "$i" "$features" "$variant" "$part" "$revision"
+    printf 'processor\t: %s\nBogoMIPS\t: %s\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+      "$i" "$bogomips" "$features" "$variant" "$part" "$revision"
   done > "$1/proc/cpuinfo"
   printf 'Model\t\t: qemu-user %s (an emulated %s, not one)\n' "$2" "$board" >> "$1/proc/cpuinfo"
 }
@@ -132,9 +148,9 @@ platform_tags() {
 }
 
 build_venv() {  # $1 target -> $CACHE/venv-$1
-  local t=$1 v=$CACHE/venv-$1 py=python$(pyver "$1") root=$CACHE/$(release "$1")/sysroot stamp c
-  c=$(constraints "$t")
-  stamp=$(cat device/requirements.txt device/requirements-mqtt.txt ${c:+"$c"} | sha256sum | cut -c1-16)
+  local t=$1 v=$CACHE/venv-$1 py=python$(pyver "$1") root stamp c
+  root=$(sysroot "$t") c=$(constraints "$t")
+  stamp=$( (cat device/requirements.txt device/requirements-mqtt.txt ${c:+"$c"}; echo "$root") | sha256sum | cut -c1-16)
   [ "$(cat "$v/.stamp" 2>/dev/null)" = "$stamp" ] && return
   say "venv $v (aarch64 wheels${c:+, -c $c})"
   rm -rf "$v"
@@ -150,7 +166,7 @@ build_venv() {  # $1 target -> $CACHE/venv-$1
 on_arm() {  # $1 target, then the command (its python is the target's venv)
   local t=$1
   shift
-  QEMU_LD_PREFIX=$CACHE/$(release "$t")/sysroot QEMU_CPU=$(cpu "$t") "$@"
+  QEMU_LD_PREFIX=$(sysroot "$t") QEMU_CPU=$(cpu "$t") "$@"
 }
 
 # Left out under emulation: each runs device/run.py over 115-600 clip frames (or a real MQTT broker) in a
@@ -214,7 +230,7 @@ say "machine: $(machine_line)"
 status=0 summary=()
 for t in "${TARGETS[@]}"; do
   start=$SECONDS
-  build_root "$(release "$t")" "$(pyver "$t")" "$(cpu "$t")"
+  build_root "$t"
   build_venv "$t"
   times="set-up $((SECONDS - start)) s"
   tests="-"
