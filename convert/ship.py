@@ -126,6 +126,7 @@ def training_commands(runs: list[Path]) -> list[str]:
             if dep:
                 visit(Path(dep), files)
         prov = mr.recorded(config)
+        lines.extend(replaced_source(config.get("recovered_from") or {}))
         if prov.get("recovered_from"):
             lines.append(f"# recovered from {prov['recovered_from']}")
         start, *resumed = run_commands(prov) or [f"# {mr.shown_path(run)}: training command not recorded"]
@@ -135,6 +136,19 @@ def training_commands(runs: list[Path]) -> list[str]:
     for run in runs:
         visit(Path(run), {})
     return lines
+
+
+def replaced_source(rec: dict) -> list[str]:
+    """A comment when the file a run was recovered from (convert recover) has since been replaced in the
+    repository (a model shipped from that run): the recover command must be given the committed old file."""
+    from device.provenance import file_sha256
+    path = REPO / rec.get("model", "")
+    if not rec.get("sha256") or (path.is_file() and file_sha256(path) == rec["sha256"]):
+        return []
+    found = committed_model(rec["sha256"])
+    return [f"# {rec['model']} has been replaced since; recover the file committed in {found[0]}: put "
+            f"git show {found[0]}:{found[1]} (and its metadata.json) there first" if found else
+            f"# {rec['model']} has been replaced since (sha256 {rec['sha256'][:16]}...): recover that older file"]
 
 
 def committed_model(sha256: str | None) -> tuple[str, str] | None:

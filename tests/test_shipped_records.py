@@ -47,3 +47,19 @@ def test_shipped_readme_and_report_regenerate_from_the_committed_records(folder,
     assert (folder / "report.md").read_text(encoding="utf-8") == render_markdown(report)
     assert text == readme(run, flip, members, Path(opt.get("--dest", "device/models/default")),
                           int(opt.get("--max-bytes", MAX_BYTES)))
+
+
+def test_a_recovered_runs_replaced_source_points_at_the_committed_old_file():
+    """A run recovered from a shipped file that was later replaced: the remake names the commit holding the
+    old bytes; while the file is unchanged, nothing is added."""
+    from convert.ship import replaced_source
+
+    model = "device/models/ferplus/model_int8.tflite"
+    assert replaced_source({"model": model, "sha256": file_sha256(ROOT / model)}) == []
+    old = json.loads((ROOT / "docs" / "runs" / "ferplus-keras" / "config.json").read_text())["recovered_from"]
+    (line,) = replaced_source(old)
+    commit = line.split("committed in ")[1].split(":")[0]
+    import subprocess
+    blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{model}"], capture_output=True, check=True).stdout
+    import hashlib
+    assert hashlib.sha256(blob).hexdigest() == old["sha256"]
