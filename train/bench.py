@@ -4,11 +4,14 @@
     python -m train bench --models vgg_cnn --batch 32,64,128 --json speed.json
     KERAS_BACKEND=jax python -m train bench     # the same on JAX (pip install jax)
     python -m train bench --precision float32,mixed_bfloat16   # bf16 matmuls (Intel AMX)
+    python -m train bench --preset paper --models vanilla_cnn,residual_cnn --augment on   # the paper's recipe
     python -m train bench --feature-cache --batch 32 [--weights none]   # resnet50: frozen backbone vs cache
 
 Times ``train_on_batch`` on random pixels after a warm-up (the data pipeline is not the bottleneck:
-the faces are already in memory), and reports the implied seconds per epoch on FER2013's 25,508
-training faces. ``--feature-cache`` times instead a frozen-ResNet50 step (backbone run every step)
+the faces are already in memory), and reports the implied seconds per epoch on the preset's split:
+FER2013's 25,508 official training faces, or 23,251 for random80 on Training + PublicTest. Without
+``--preset`` each model trains with its usual recipe (``shipped`` for vgg_cnn, else ``baseline``);
+with one, with that preset's optimizer, augmentation and batch size (``--batch`` still overrides). ``--feature-cache`` times instead a frozen-ResNet50 step (backbone run every step)
 against the head-only step on cached features (train/cache.py), leaving out the one-off cost of the
 cache (about one backbone forward pass per face and view). A benchmark, not a test: run it on an
 otherwise idle machine.
@@ -20,14 +23,21 @@ import time
 
 import click
 
+from .config import PRESETS
 from .registry import MODEL_NAMES
 
-TRAIN_FACES = 25508  # the official split's training faces (train/data.py make_split)
+# Training faces per split (train/data.py make_split, seed 0, val fraction 0.1, on Training + PublicTest).
+TRAIN_FACES = {"official": 25508, "random80": 23251}
 JIT = {"auto": "auto", "on": True, "off": False}
 
 
-def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int, jit: str = "auto",
-                precision: str = "float32") -> dict:
+def default_preset(name: str) -> str:
+    """The recipe a model trains with when bench is not told one."""
+    return "shipped" if name == "vgg_cnn" else "baseline"
+
+
+def time_config(name: str, batch: int | None, augment: bool, steps: int, warmup: int, jit: str = "auto",
+                precision: str = "float32", preset: str | None = None) -> dict:
     from .cli import _import_train_run
     _import_train_run()  # TensorFlow's import-time chatter kept off stderr
     import keras
@@ -36,7 +46,9 @@ def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int, j
     from .config import resolve
     from .fit import _compile
     from .models import build_model
-    cfg = resolve("shipped" if name == "vgg_cnn" else "baseline", data="-", out="-", model=name)
+    preset = preset or default_preset(name)
+    cfg = resolve(preset, data="-", out="-", model=name)
+    batch = batch or cfg.batch_size
     keras.mixed_precision.set_global_policy(precision)  # the layers built next compute in it
     try:
         model = _compile(build_model(name, augment=cfg.augmentation if augment else False,  # the preset's kind
@@ -54,9 +66,11 @@ def time_config(name: str, batch: int, augment: bool, steps: int, warmup: int, j
     for _ in range(steps):
         model.train_on_batch(x, y)
     dt = (time.perf_counter() - t) / steps
-    return {"model": name, "backend": keras.backend.backend(), "precision": precision, "batch": batch, "augment": augment,
+    return {"model": name, "backend": keras.backend.backend(), "preset": preset, "precision": precision, "batch": batch,
+            "augment": augment, "augmentation": cfg.augmentation if augment else None, "optimizer": cfg.optimizer,
             "params": int(model.count_params()), "jit": jit, "xla": bool(model.jit_compile), "ms_per_step": round(dt * 1e3, 1),
-            "faces_per_s": round(batch / dt, 1), "epoch_s": round(TRAIN_FACES / (batch / dt), 1)}
+            "faces_per_s": round(batch / dt, 1), "split": cfg.split,
+            "epoch_s": round(TRAIN_FACES[cfg.split] / (batch / dt), 1)}
 
 
 def images_per_s(step, x, y, steps: int) -> float:
@@ -99,7 +113,10 @@ def csv(kind=str):
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--models", default=",".join(m for m in MODEL_NAMES if m != "resnet50"), show_default=True,
               callback=csv(), help="Comma-separated model names (resnet50 trains its head on cached features).")
-@click.option("--batch", default="64", show_default=True, callback=csv(int), help="Comma-separated batch sizes.")
+@click.option("--batch", default=None, callback=lambda ctx, param, v: csv(int)(ctx, param, v) if v else [None],
+              help="Comma-separated batch sizes (default: the preset's, 64 without --preset).")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+              help="Time this preset's recipe (optimizer, augmentation, batch, split) for every model.")
 @click.option("--augment", default="on,off", show_default=True, callback=csv(), help="on, off or on,off.")
 @click.option("--jit", default="auto", show_default=True, callback=csv(),
               help="XLA: auto (Keras's choice), on, off, or a list like auto,on.")
@@ -112,16 +129,16 @@ def csv(kind=str):
 @click.option("--feature-cache", is_flag=True,
               help="Instead: resnet50's frozen-backbone step against its head on cached features (first --batch).")
 @click.option("--weights", default="none", show_default=True, help="--feature-cache: the backbone's weights.")
-def cli(models, batch, augment, jit, precision, steps, warmup, json_path, feature_cache, weights):
+def cli(models, batch, preset, augment, jit, precision, steps, warmup, json_path, feature_cache, weights):
     """Training throughput on this machine: faces/s per model, backend, augmentation and batch size."""
     from device.provenance import machine_info, now_iso
     if feature_cache:
-        return feature_cache_speedup(batch[0], steps, weights)
+        return feature_cache_speedup(batch[0] or 64, steps, weights)
     rows = []
     click.echo(f"{'model':14s} {'backend':10s} {'precision':>14s} {'batch':>5s} {'augment':>7s} {'xla':>5s} "
                f"{'ms/step':>8s} {'faces/s':>8s} {'s/epoch':>8s}")
     for name, size, aug, j, p in itertools.product(models, batch, augment, jit, precision):
-        r = time_config(name, size, aug == "on", steps, warmup, j, p)
+        r = time_config(name, size, aug == "on", steps, warmup, j, p, preset)
         rows.append(r)
         click.echo(f"{r['model']:14s} {r['backend']:10s} {p:>14s} {r['batch']:5d} {aug:>7s} {str(r['xla']):>5s} "
                    f"{r['ms_per_step']:8.1f} {r['faces_per_s']:8.1f} {r['epoch_s']:8.1f}")
