@@ -33,9 +33,11 @@ def held_out(tflite: Path, split: str, data: str | None):
 
 
 def tflite_in(model) -> Path:
-    """The file the Pi runs: ``model`` itself, or in a folder its int8 file (else its only .tflite file)."""
+    """The file the Pi runs: ``model`` itself, or in a folder its int8 file (else its only .tflite file).
+    A run named as records name it (``runs/NAME/...``) is looked for under the runs root ($FERLITE_RUNS)."""
     from device.errors import InputError
-    p = Path(model)
+    from device.paths import resolve_run
+    p = resolve_run(model)
     if p.is_file() and p.suffix == ".tflite":
         return p
     found = sorted(p.glob("*.tflite")) if p.is_dir() else []
@@ -48,9 +50,10 @@ def tflite_in(model) -> Path:
 
 def score_model(model: str, split: str, data: str | None) -> tuple[dict, tuple]:
     from device.interpreter import TFLiteClassifier
-    from device.paths import portable
+    from device.paths import portable, resolve_run
 
     tflite = tflite_in(model)
+    model = resolve_run(model)  # recorded as runs/NAME again by portable()
     faces, labels, name = held_out(tflite, split, data)
     clf = TFLiteClassifier(tflite)
     scores = field_scores(lambda f: clf.predict_batched(f, 256), faces, labels, clf.labels)

@@ -1,13 +1,17 @@
 """The field benchmark (convert/field.py, python -m convert field): every condition degrades the faces
 reproducibly, the strong level more than the moderate one, and the scores are the shared evaluate's."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from convert.field import CONDITIONS, LEVELS, degrade, field_scores
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def faces(n=32, seed=0):
@@ -54,13 +58,16 @@ def test_field_scores_measure_drops_from_clean():
 
 @pytest.mark.slow
 def test_cli_scores_a_converted_model_on_validation_faces(converted, tmp_path):
+    """Named as records name a run (runs/NAME), found under the runs root, and recorded that way."""
     out = tmp_path / "field.json"
-    model = converted.paths["int8"]
-    p = subprocess.run([sys.executable, "-m", "convert", "field", str(model), "--split", "val", "--json", str(out)],
-                       capture_output=True, text=True, timeout=600)
+    folder = converted.paths["int8"].parent
+    env = {**os.environ, "FERLITE_RUNS": str(folder.parent), "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "convert", "field", f"runs/{folder.name}", "--split", "val",
+                        "--json", str(out)], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     row = doc["models"][0]
+    assert (row["name"], row["model"]) == (f"runs/{folder.name}", f"runs/{folder.name}/model_int8.tflite")
     assert row["split"] == "validation" and set(row["conditions"]) == set(CONDITIONS)
     assert "python -m convert field" in doc["provenance"]["command"]
 
