@@ -1,12 +1,13 @@
 """Measure the device loop's end-to-end fps on a real clip (not a timed test).
 
     python scripts/release/bench_loop.py --model runs/X/model_int8.tflite \\
-        [--video ../shared/data/faces/fer_test.mp4] [--threads 1] [--size 640x480] [--detect-every 1,3,5]
+        [--video ../shared/data/faces/fer_test.mp4] [--threads 1] [--size 640x480] [--detect-every 1,3,5] \\
+        [--detector haar]
 
 Frames are decoded once and fitted into --size (a 640x480 camera by default; aspect kept,
 padded), then the whole
-loop runs on them as a camera would deliver them: Haar detection (downscaled, every N frames)
-with IoU tracking, crop, one batched int8 predict per frame, smoothing, kiosk aggregates and
+loop runs on them as a camera would deliver them: the runtime's detector (BlazeFace unless
+``--detector`` says otherwise; every N frames) with IoU tracking, crop, one batched int8 predict per frame, smoothing, kiosk aggregates and
 the JSON records (built, not written). Prints fps and mean ms per stage for each --detect-every.
 Decoding is left out so the number is the Pi camera's case (frames arrive already decoded).
 """
@@ -22,13 +23,14 @@ import click  # noqa: E402
 import cv2  # noqa: E402
 
 from device.contract import to_gray  # noqa: E402
-from device.detect import HaarDetector, IoUTracker  # noqa: E402
+from device.detect import DEFAULT_DETECTOR, IoUTracker, make_detector  # noqa: E402
 from device.interpreter import TFLiteClassifier  # noqa: E402
 from device.log import NullWriter  # noqa: E402
 from device.stderr import quiet_native_stderr  # noqa: E402
 from device.loop import Loop  # noqa: E402
 from device.modes import KioskAggregator  # noqa: E402
 from device.paths import shared_data  # noqa: E402
+from device.run import detector_option  # noqa: E402
 from device.sources import Frame, Source  # noqa: E402
 
 
@@ -55,9 +57,10 @@ class FramesSource(Source):
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--size", default="640x480", show_default=True, help="Resize frames to WxH (0 keeps the clip's).")
 @click.option("--detect-every", default="1,3,5", show_default=True)
-@click.option("--detect-width", type=int, default=320, show_default=True)
+@detector_option(default=DEFAULT_DETECTOR, show_default=True)
+@click.option("--detect-width", type=int, default=320, show_default=True, help="Haar: frames downscaled to this width.")
 @click.option("--repeat", type=int, default=3, show_default=True, help="Play the clip this many times.")
-def main(model, video, threads, size, detect_every, detect_width, repeat):
+def main(model, video, threads, size, detect_every, detector, detect_width, repeat):
     cap = cv2.VideoCapture(video)
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     grays = []
@@ -77,11 +80,12 @@ def main(model, video, threads, size, detect_every, detect_width, repeat):
     with quiet_native_stderr():
         clf = TFLiteClassifier(model, threads=threads)
     print(f"{Path(video).name}: {len(grays)} frames x{repeat} at {grays[0].shape[1]}x{grays[0].shape[0]}, "
-          f"model {model}, {threads} thread(s), OpenCV threads {cv2.getNumThreads()}")
+          f"model {model}, {threads} thread(s), detector {detector}, OpenCV threads {cv2.getNumThreads()}")
     print(f"{'every':>5} {'fps':>7} {'faces/frame':>11} {'detect ms/frame':>15} {'detect ms/call':>14} "
           f"{'crop ms':>8} {'classify ms':>11} {'total ms':>9}")
     for n in (int(v) for v in detect_every.split(",")):
-        loop = Loop(FramesSource(grays, fps, repeat), HaarDetector(detect_width=detect_width), IoUTracker(), clf,
+        det = make_detector(detector, detect_width=detect_width, threads=threads)
+        loop = Loop(FramesSource(grays, fps, repeat), det, IoUTracker(), clf,
                     KioskAggregator(clf.labels), NullWriter(), detect_every=n, fps_every=0)
         s = loop.run()
         lat = s["latency_ms"]
