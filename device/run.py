@@ -249,8 +249,9 @@ def detector_option(**kw):
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Exit codes: see README.md, 'Exit codes' (the table in device/errors.py).")
 @click.option("--source", help="picamera2 | camera index (0) | video file | image file | folder of images.")
-@click.option("--model", help="int8 .tflite with metadata.json beside it, or a shipped model's name: "
-                              "default (FER2013, 7 labels) or ferplus (FER+, 8) [default: default].")
+@click.option("--model", help="int8 .tflite with metadata.json beside it, or a shipped model's name (a folder of "
+                              f"device/models/: {', '.join(shipped_models()) or 'none installed'}; README's models "
+                              "table) [default: default].")
 @click.option("--threads", type=click.IntRange(1), default=DEFAULTS.threads, show_default=True,
               help="LiteRT interpreter threads.")
 @click.option("--mode", type=click.Choice(["kiosk", "driver", "none"]), default=DEFAULTS.mode, show_default=True,
