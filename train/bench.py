@@ -11,8 +11,9 @@ Times ``train_on_batch`` on random pixels after a warm-up (the data pipeline is 
 the faces are already in memory), and reports the implied seconds per epoch on the preset's split:
 FER2013's 25,508 official training faces, or 23,251 for random80 on Training + PublicTest. Without
 ``--preset`` each model trains with its usual recipe (``shipped`` for vgg_cnn, else ``baseline``);
-with one, with that preset's optimizer, augmentation and batch size (``--batch`` still overrides). ``--feature-cache`` times instead a frozen-ResNet50 step (backbone run every step)
-against the head-only step on cached features (train/cache.py), leaving out the one-off cost of the
+with one, with that preset's optimizer, augmentation and batch size (``--batch`` still overrides;
+class weights scale the loss and cost nothing to time). ``--feature-cache`` times instead a
+frozen-ResNet50 step (backbone run every step) against the head-only step on cached features (train/cache.py), leaving out the one-off cost of the
 cache (about one backbone forward pass per face and view). A benchmark, not a test: run it on an
 otherwise idle machine.
 """
