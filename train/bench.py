@@ -13,8 +13,9 @@ FER2013's 25,508 official training faces, or 23,251 for random80 on Training + P
 ``--preset`` each model trains with its usual recipe (``shipped`` for vgg_cnn, else ``baseline``);
 with one, with that preset's optimizer, augmentation and batch size (``--batch`` still overrides;
 class weights scale the loss and cost nothing to time). ``--feature-cache`` times instead a
-frozen-ResNet50 step (backbone run every step) against the head-only step on cached features (train/cache.py), leaving out the one-off cost of the
-cache (about one backbone forward pass per face and view). A benchmark, not a test: run it on an
+frozen-ResNet50 step (backbone run every step) against the head-only step on cached features
+(train/cache.py), leaving out the one-off cost of the cache (about one backbone forward pass per
+face and view). A benchmark, not a test: run it on an
 otherwise idle machine.
 """
 from __future__ import annotations
