@@ -15,6 +15,7 @@ from .layers import RandomErasing, RandomShift
 CROP_PAD = 4  # "crop": a random 48x48 window of the face zero-padded to 56x56
 FIELD_ROTATION_DEG = 15.0  # "field": a head tilted in the frame, as the field benchmark's rotation condition
 FIELD_DEGRADE_RATE = 0.6   # "field": share of faces seen through a worse camera (train/degrade.py)
+FIELD_JPEG_SHARE = 0.5     # "field_jpeg": share of those also stored as a low-quality JPEG
 
 
 def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift: float = 0.1, zoom: float = 0.1,
@@ -24,7 +25,8 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
     ``enabled``: False, or the kind: "paper" (True; sec. 3: flip, rotation, translation, zoom) or
     "crop" (flip and a whole-pixel shift of up to CROP_PAD, i.e. a random crop of the padded face:
     the light recipe of VGG-style FER nets, which converges in fewer epochs), or "field" (crop, a
-    small in-plane rotation, then a random camera: blur, small face, dark or washed-out light, noise).
+    small in-plane rotation, then a random camera: blur, small face, dark or washed-out light, noise),
+    or "field_jpeg" (field, and the camera's frames often stored as low-quality JPEG).
     ``erasing``: probability of random erasing per face (0 = off, the paper's recipe).
     """
     if not enabled:
@@ -33,9 +35,10 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
     if kind not in KINDS:
         raise ValueError(f"unknown augmentation {kind!r} (expected one of {', '.join(KINDS)})")
     steps = [layers.RandomFlip("horizontal", seed=seed)]
-    if kind in ("crop", "field"):
+    field = kind in ("field", "field_jpeg")
+    if kind == "crop" or field:
         steps.append(RandomShift(CROP_PAD, seed=seed, name="random_shift"))  # XLA-compatible, unlike RandomTranslation
-    if kind == "field":
+    if field:
         steps.append(layers.RandomRotation(FIELD_ROTATION_DEG / 360.0, fill_mode="reflect", seed=seed))
     if kind == "paper":
         steps += [
@@ -45,6 +48,7 @@ def build_augment(enabled: bool | str = True, rotation_deg: float = 10.0, shift:
         ]
     if erasing > 0:
         steps.append(RandomErasing(erasing, seed=seed, name="random_erasing"))
-    if kind == "field":  # after erasing: the camera sees the occluder too
-        steps.append(RandomDegrade(FIELD_DEGRADE_RATE, seed=seed, name="random_degrade"))
+    if field:  # after erasing: the camera sees the occluder too
+        jpeg = FIELD_JPEG_SHARE if kind == "field_jpeg" else 0.0
+        steps.append(RandomDegrade(FIELD_DEGRADE_RATE, seed=seed, jpeg=jpeg, name="random_degrade"))
     return keras.Sequential(steps, name="augment")

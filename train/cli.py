@@ -53,7 +53,8 @@ SUBCOMMANDS = {"bench": bench.cli, "pack": pack.pack, "unpack": pack.unpack, "te
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=None)
 @click.option("--augmentation", type=click.Choice(AUGMENTATIONS), default=None,
               help="paper: flip, rotation, shift, zoom; crop: flip and random crops of the padded face; "
-                   "field: crop, rotation and a random worse camera (blur, small face, dark, washed out, noise).")
+                   "field: crop, rotation and a random worse camera (blur, small face, dark, washed out, noise); "
+                   "field_jpeg: field, its frames often stored as low-quality JPEG.")
 @click.option("--erasing", type=click.FloatRange(0, 1), default=None, help="Random-erasing probability per face.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="mixed_bfloat16: bf16 math with float32 weights, ~1.4x faster on CPUs with AMX (python -m train "

@@ -21,7 +21,7 @@ CLASS_WEIGHTS = ("paper", "balanced", "none")
 SPLITS = ("official", "random80")
 LR_SCHEDULES = ("cosine", "constant")
 OPTIMIZERS = ("adam", "sgd")
-AUGMENTATIONS = ("paper", "crop", "field")  # train/augment.py builds each
+AUGMENTATIONS = ("paper", "crop", "field", "field_jpeg")  # train/augment.py builds each
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies; model.keras is always float32
 # Which epoch becomes model.keras: the best on the clean validation faces, or the last one. "last" is for
 # runs whose aim the clean validation accuracy does not measure (a fine-tune for degraded faces).
@@ -58,7 +58,7 @@ class TrainConfig:
     init_seed: int | None = None          # weights, augmentation, shuffling: another ensemble member on the same split
     val_fraction: float = 0.1
     augment: bool = True
-    augmentation: str = "paper"           # paper | crop | field (train/augment.py KINDS)
+    augmentation: str = "paper"           # paper | crop | field | field_jpeg (train/augment.py)
     dropout: float | None = None          # None: the model's own default
     weights: str | None = "imagenet"      # resnet50 only: imagenet | none | a local weights file
     keep_stem_pool: bool = False

@@ -3,7 +3,8 @@
 The "field" augmentation (train/augment.py) ends with this layer. Each face is, with probability ``rate``,
 put through a random camera: optics (a Gaussian or motion blur, a small face scaled up, or a looser crop), then lighting
 (gamma, a gain that darkens or a lift that washes out, with less contrast), then sensor noise, then
-rounding to whole 0..255 levels. The rest pass through untouched, so the clean face stays in the mix.
+rounding to whole 0..255 levels, then (``jpeg`` > 0, the "field_jpeg" kind) a share of them stored as a
+low-quality JPEG. The rest pass through untouched, so the clean face stays in the mix.
 
 Why in the model and with Keras ops: it runs on every backend, is identity at inference (the exported
 file takes the plain face, as ever), and the field benchmark (convert/field.py) degrades faces with its
@@ -23,6 +24,12 @@ LOOSE_SIDES = (38, 32)   # the face shrunk to this side inside the 48x48, contex
                          # with a margin around the box (about 13% and 25% on each side)
 MAX_NOISE = 10.0         # standard deviation of the sensor noise, in 0..255 levels
 MIN_GAIN = 0.15          # darkest exposure (about a seventh of the light)
+JPEG_QUALITIES = (10, 60)  # the JPEG stage's quality, uniform in this range (libjpeg's 1..100 scale)
+# JPEG's luminance quantisation table at quality 50 (ITU-T T.81, Annex K), which libjpeg scales by quality
+JPEG_LUMA_Q50 = (
+    (16, 11, 10, 16, 24, 40, 51, 61), (12, 12, 14, 19, 26, 58, 60, 55), (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62), (18, 22, 37, 56, 68, 109, 103, 77), (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101), (72, 92, 95, 98, 112, 100, 103, 99))
 
 
 def _gaussian_kernel(sigma: float) -> list[float]:
@@ -47,14 +54,37 @@ def _diagonal(x, anti: bool):
     return ops.conv(x, ops.reshape(ops.convert_to_tensor(kernel, x.dtype), (n, n, 1, 1)), padding="valid")
 
 
+def _dct_matrix() -> list[list[float]]:
+    """The orthonormal 8-point DCT-II: coefficients = D @ block @ D.T, and back with D.T @ coefficients @ D."""
+    return [[math.sqrt((1 if k == 0 else 2) / 8) * math.cos((2 * n + 1) * k * math.pi / 16) for n in range(8)]
+            for k in range(8)]
+
+
+def jpeg_round_trip(x, quality):
+    """(N, H, W, 1) 0..255 faces (H, W multiples of 8) -> the same stored as baseline grayscale JPEG at
+    ``quality`` ((N,) floats, 1..100): 8x8 blocks, DCT, libjpeg's scaled luminance table, rounding, back."""
+    n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
+    blocks = ops.transpose(ops.reshape(x - 128.0, (n, h // 8, 8, w // 8, 8)), (0, 1, 3, 2, 4))
+    d = ops.convert_to_tensor(_dct_matrix(), "float32")
+    coef = ops.einsum("ki,zbcij,lj->zbckl", d, blocks, d)
+    q = ops.reshape(ops.cast(quality, "float32"), (-1, 1, 1, 1, 1))
+    scale = ops.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)  # libjpeg's jpeg_quality_scaling
+    table = ops.clip(ops.floor((ops.convert_to_tensor(JPEG_LUMA_Q50, "float32") * scale + 50.0) / 100.0), 1, 255)
+    coef = ops.round(coef / table) * table
+    blocks = ops.einsum("ki,zbckl,lj->zbcij", d, coef, d)
+    y = ops.reshape(ops.transpose(blocks, (0, 1, 3, 2, 4)), (n, h, w, 1)) + 128.0
+    return ops.round(ops.clip(y, 0.0, 255.0))
+
+
 @keras.saving.register_keras_serializable(package="ferlite")
 class RandomDegrade(keras.layers.Layer):
     """Training only: (N, 48, 48, 1) raw 0..255 faces -> the same, a random share seen by a worse camera."""
 
-    def __init__(self, rate: float = 0.6, seed=None, **kwargs):
+    def __init__(self, rate: float = 0.6, seed=None, jpeg: float = 0.0, **kwargs):
         kwargs.setdefault("dtype", "float32")  # pixel arithmetic stays float32 under mixed_bfloat16
         super().__init__(**kwargs)
-        self.rate, self.seed = float(rate), seed
+        # jpeg: share of the degraded faces also stored as a JPEG (0 keeps the "field" recipe of older runs)
+        self.rate, self.seed, self.jpeg = float(rate), seed, float(jpeg)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def optics(self, x):
@@ -94,7 +124,11 @@ class RandomDegrade(keras.layers.Layer):
         sigma = ops.where(u[7] < 0.6, u[8] * MAX_NOISE, 0.0)
         y = y + sigma * keras.random.normal(ops.shape(x), seed=self.seed_generator)
         y = ops.round(ops.clip(y, 0.0, 255.0))
+        if self.jpeg > 0 and x.shape[1] % 8 == 0 and x.shape[2] % 8 == 0:
+            v = keras.random.uniform((2, n), seed=self.seed_generator)
+            quality = JPEG_QUALITIES[0] + v[0] * (JPEG_QUALITIES[1] - JPEG_QUALITIES[0])
+            y = ops.where(ops.reshape(v[1] < self.jpeg, (-1, 1, 1, 1)), jpeg_round_trip(y, quality), y)
         return ops.where(u[0] < self.rate, y, x)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed, "jpeg": self.jpeg}

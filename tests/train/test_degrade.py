@@ -50,3 +50,34 @@ def test_field_augmentation_model_round_trips(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)),
                                atol=1e-5)
     assert "random_degrade" in [layer.name for layer in model.get_layer("augment").layers]
+
+
+def test_jpeg_round_trip_matches_opencv():
+    """The in-model JPEG stage stores a face as libjpeg does: within a fraction of a level of OpenCV's own
+    encode and decode at the field benchmark's qualities, while JPEG itself moves pixels by several levels."""
+    cv2 = pytest.importorskip("cv2")
+    from train.degrade import jpeg_round_trip
+    x = faces(16, seed=3)[..., 0].astype(np.uint8)
+    for q in (10, 25, 50):
+        ref = np.stack([cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_GRAYSCALE)
+                        for f in x]).astype(np.float32)
+        ours = np.asarray(jpeg_round_trip(x[..., None].astype(np.float32), np.full(len(x), q, np.float32)))[..., 0]
+        assert np.abs(ref - x).mean() > 2.0
+        assert np.abs(ours - ref).mean() < 0.5
+
+
+def test_field_jpeg_kind_stores_some_faces_as_jpeg():
+    """The field_jpeg kind's camera carries the JPEG stage and saves it; plain field keeps none (older runs'
+    recipe), and a degraded face through the JPEG stage shows 8x8 block edges."""
+    from train.augment import build_augment
+    from train.degrade import RandomDegrade
+    by_kind = {k: build_augment(k, seed=1).get_layer("random_degrade") for k in ("field", "field_jpeg")}
+    assert by_kind["field"].jpeg == 0.0 and by_kind["field_jpeg"].jpeg > 0
+    assert RandomDegrade.from_config(by_kind["field_jpeg"].get_config()).jpeg == by_kind["field_jpeg"].jpeg
+    x = faces(64, seed=4)
+    y = np.asarray(RandomDegrade(1.0, seed=5, jpeg=1.0)(x, training=True))
+    assert np.array_equal(y, np.round(y)) and y.min() >= 0 and y.max() <= 255
+    # across a block boundary (columns 7|8) neighbours differ more than inside a block (columns 3|4)
+    edge = np.abs(y[:, :, 8] - y[:, :, 7]).mean() - np.abs(x[:, :, 8] - x[:, :, 7]).mean()
+    inner = np.abs(y[:, :, 4] - y[:, :, 3]).mean() - np.abs(x[:, :, 4] - x[:, :, 3]).mean()
+    assert edge > inner
