@@ -62,7 +62,9 @@ def test_field_drops_come_from_the_matching_record():
     assert f["worst_drop_pp"] == {"moderate": 10.84, "strong": 24.74} and f["source"] == "docs/field/shipped.json"
     assert f["dark_noise_pp"]["moderate"] == pytest.approx(5.07, abs=0.01)
     assert pareto.recorded_field(pareto.FIELD_DIR, path, "PublicTest", 0.5) is None  # another file at that path
-    assert pareto.recorded_field(pareto.FIELD_DIR, path, "validation", None) is None
+    val = pareto.recorded_field(pareto.FIELD_DIR, path, "validation", None)  # the default weighed against candidates
+    assert val is None or val["source"].startswith("docs/field/val-")     # never the PublicTest record
+    assert pareto.recorded_field(pareto.FIELD_DIR, path, "random80-test", None) is None
     peer = pareto.recorded_field(pareto.FIELD_DIR, "fer 25.10.3 mini-Xception", "PublicTest", None)
     assert peer["worst_drop_pp"]["moderate"] == 25.41 and "Keras" in peer["scored"]
 
