@@ -124,7 +124,9 @@ class RandomDegrade(keras.layers.Layer):
         sigma = ops.where(u[7] < 0.6, u[8] * MAX_NOISE, 0.0)
         y = y + sigma * keras.random.normal(ops.shape(x), seed=self.seed_generator)
         y = ops.round(ops.clip(y, 0.0, 255.0))
-        if self.jpeg > 0 and x.shape[1] % 8 == 0 and x.shape[2] % 8 == 0:
+        if self.jpeg > 0:
+            if x.shape[1] % 8 or x.shape[2] % 8:
+                raise ValueError(f"the JPEG stage needs sides that are multiples of 8, got {x.shape[1]}x{x.shape[2]}")
             v = keras.random.uniform((2, n), seed=self.seed_generator)
             quality = JPEG_QUALITIES[0] + v[0] * (JPEG_QUALITIES[1] - JPEG_QUALITIES[0])
             y = ops.where(ops.reshape(v[1] < self.jpeg, (-1, 1, 1, 1)), jpeg_round_trip(y, quality), y)
