@@ -190,8 +190,9 @@ def write_run(out: Path, model, meta: dict, cfg: dict, provenance: dict, metrics
 def cli(ctx, model, out, data):
     """Rebuild a Keras run folder from MODEL: a converted .tflite file (metadata.json beside it) or its folder
     (its float32 file if there, else its int8 one, as train --teacher reads a folder)."""
+    from device.paths import resolve_run
     from device.provenance import record
-    c = recover(model, out, data, record(PROG, ctx.obj, ctx.params))
+    c = recover(str(resolve_run(model)), out, data, record(PROG, ctx.obj, ctx.params))
     click.echo(f"wrote {out}: the rebuilt model agrees with the file on {c['agreement']:.2%} of "
                f"{c['val_faces']} validation faces (accuracy {c['val_accuracy_keras']:.2%} Keras, "
                f"{c['val_accuracy_file']:.2%} the file{', both with the mirror average' if c['mirror_average'] else ''})")

@@ -135,8 +135,9 @@ def reference_line(r: dict, best: dict) -> str:
 @click.pass_context
 def cli(ctx, runs, data, max_passes, references, json_path):
     """Score every candidate (each run, its mirror average, every ensemble) on the first run's validation faces."""
+    from device.paths import resolve_run
     from device.provenance import record
-    rows, refs = select(list(runs), data, references)
+    rows, refs = select([str(resolve_run(r)) for r in runs], data, references)  # runs/NAME: under the runs root
     allowed = [r for r in rows if max_passes is None or r["passes_per_face"] <= max_passes]
     best = max(allowed, key=lambda r: r["val_accuracy"])
     click.echo(f"{'candidate':26s} {'val acc':>8s} {'macro-F1':>8s} {'passes':>6s}")

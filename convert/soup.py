@@ -89,7 +89,9 @@ def soup(runs: list[Path], out: Path, shares: list[float] | None, data: str | No
 @click.pass_context
 def cli(ctx, runs, out, shares, data):
     """Average the weights of runs fine-tuned from one start into a new run folder."""
+    from device.paths import resolve_run
     from device.provenance import record
-    r = soup(list(runs), out, list(shares) or None, data, record(PROG, ctx.obj, ctx.params))
+    runs = [resolve_run(r) for r in runs]  # a recorded runs/NAME: under the runs root
+    r = soup(runs, out, list(shares) or None, data, record(PROG, ctx.obj, ctx.params))
     click.echo(f"wrote {out}: the average of {len(r['runs'])} runs scores {r['val_accuracy']:.2%} on "
                f"{r['val_faces']} validation faces (one pass; python -m convert select compares it)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,9 +30,10 @@ def fine_tuned(tiny_run, tmp_path_factory) -> Path:
     return run
 
 
-def soup(*args) -> subprocess.CompletedProcess:
+def soup(*args, runs_root: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FERLITE_RUNS": str(runs_root)} if runs_root else None
     return subprocess.run([sys.executable, "-m", "convert", "soup", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+                          cwd=ROOT, timeout=300, env=env)
 
 
 @pytest.mark.slow
@@ -43,7 +45,9 @@ def test_the_soup_is_the_weighted_average_with_its_own_batchnorm_statistics(tiny
     from device.metadata import read_metadata
     from train.weights import batch_norms, input_stats
     out = tmp_path / "soup"
-    r = soup(tiny_run, fine_tuned, "--out", out, "--share", 0.25, "--share", 0.75)
+    # the first run named as records name it, runs/NAME, found under the runs root
+    r = soup(f"runs/{tiny_run.name}", fine_tuned, "--out", out, "--share", 0.25, "--share", 0.75,
+             runs_root=tiny_run.parent)
     assert r.returncode == 0, r.stderr
     assert "validation faces" in r.stdout
 
