@@ -35,6 +35,34 @@ class ScaledL2Normalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ferlite")
+class FaceStandardize(keras.layers.Layer):
+    """Per-face contrast normalisation: each face's pixels moved to one mean and spread,
+    ``mean + spread * (x - mean(x)) / std(x)``.
+
+    Why: a dark cabin, an IR camera's flat image and a washed-out kiosk face change a face's brightness
+    and contrast, not its expression; after this layer they reach the network as the same face. The
+    targets are FER2013's average per-face mean and spread on the 0..1 scale (0.51 and 0.21 over 5,000
+    training faces), so a clean face reaches the first convolution about as it did without the layer and
+    a trained network can be fine-tuned with it (``vgg_cnn_norm`` from a ``vgg_cnn`` run). ``epsilon``
+    floors the variance (a std of 0.003 of the range, under one grey level) so a flat face gives a flat
+    face, not NaN. Computed in float32 under a mixed policy: a bf16 sum of 2,304 pixels is too coarse.
+    """
+
+    def __init__(self, mean: float = 0.5, spread: float = 0.21, epsilon: float = 1e-5, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mean, self.spread, self.epsilon = mean, spread, epsilon
+
+    def call(self, x):
+        centred = x - ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        variance = ops.mean(ops.square(centred), axis=(1, 2, 3), keepdims=True)
+        return self.mean + self.spread * centred * ops.rsqrt(variance + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "spread": self.spread, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="ferlite")
 class MirrorFaces(keras.layers.Layer):
     """Left-right mirror of NHWC faces (a fixed op, not augmentation: it runs in inference too).
 

@@ -14,7 +14,7 @@ from keras import layers
 from device.contract import INPUT_SHAPE, NUM_CLASSES
 
 from .augment import build_augment
-from .layers import MirrorFaces, ScaledL2Normalize
+from .layers import FaceStandardize, MirrorFaces, ScaledL2Normalize
 from .registry import MODELS, normalize_weights
 # Caffe-style ImageNet means (BGR) for keras.applications.ResNet50; one gray channel takes their mean.
 IMAGENET_MEAN = (103.939 + 116.779 + 123.68) / 3.0
@@ -64,7 +64,7 @@ def _residual_block(x, filters):
 
 
 def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES,
-            widths=(32, 64, 128, 256), name="vgg_cnn") -> keras.Model:
+            widths=(32, 64, 128, 256), name="vgg_cnn", face_norm=False) -> keras.Model:
     """Two conv-BN-ReLU per block (32-64-128-256), max pooling, global average pooling, Dense 256.
 
     vanilla_cnn's size (~1.24M params) but VGG's shape: a second conv at every scale sees more
@@ -73,6 +73,8 @@ def vgg_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_C
     inp = face_input()
     x = build_augment(augment, seed=seed, erasing=erasing)(inp)
     x = layers.Rescaling(1.0 / 255.0)(x)
+    if face_norm:  # after augmentation: the camera's light is what it undoes
+        x = FaceStandardize(name="face_standardize")(x)
     for filters in widths:  # 48 -> 24 -> 12 -> 6 -> 3
         x = _conv_bn_relu(_conv_bn_relu(x, filters), filters)
         x = layers.MaxPooling2D()(x)
@@ -85,6 +87,11 @@ def vgg_cnn_wide(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=
     """vgg_cnn 1.5 times as wide (48-96-192-384, Dense 384; ~2.8M params, 2.25 times the MACs): still
     about 1 ms per face in int8 on one core of a VNNI CPU, and more room for a distilled student."""
     return vgg_cnn(augment, dropout, seed, erasing, num_classes, widths=(48, 96, 192, 384), name="vgg_cnn_wide")
+
+
+def vgg_cnn_norm(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
+    """vgg_cnn that sees each face at one brightness and contrast (``FaceStandardize``): same weights."""
+    return vgg_cnn(augment, dropout, seed, erasing, num_classes, name="vgg_cnn_norm", face_norm=True)
 
 
 def residual_cnn(augment=True, dropout=0.4, seed=None, erasing=0.0, num_classes=NUM_CLASSES) -> keras.Model:
@@ -229,6 +236,7 @@ def resnet50(weights=None, keep_stem_pool=False, augment=True, dropout=0.3, seed
 
 
 BUILDERS = {"vanilla_cnn": vanilla_cnn, "residual_cnn": residual_cnn, "vgg_cnn": vgg_cnn, "vgg_cnn_wide": vgg_cnn_wide,
+            "vgg_cnn_norm": vgg_cnn_norm,
             "mobile_cnn": mobile_cnn, "mobile_cnn_small": mobile_cnn_small, "mobile_cnn_wide": mobile_cnn_wide}
 assert set(BUILDERS) | {"resnet50"} == set(MODELS), "train/registry.py and train/models.py disagree"
 

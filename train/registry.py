@@ -14,6 +14,7 @@ class ModelSpec:
     summary: str
     paper: bool = True        # one of the paper's three models (Table 2)
     backbone: bool = False    # a frozen ImageNet backbone: --weights applies
+    weights_of: str | None = None  # holds this model's weights, layer for layer: --init-from may start from it
 
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in (
@@ -25,6 +26,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
               paper=False),
     ModelSpec("vgg_cnn_wide", 0.4, "ours: vgg_cnn 1.5 times as wide (48-96-192-384), GAP, Dense 384",
               paper=False),
+    ModelSpec("vgg_cnn_norm", 0.4, "ours: vgg_cnn, each face first brought to one brightness and contrast "
+              "(per-face standardisation, a layer in the model)", paper=False, weights_of="vgg_cnn"),
     ModelSpec("mobile_cnn", 0.2, "ours, fast tier: MobileNetV2 inverted residuals for 48x48 (16-24-40-80-128, "
               "1x1 to 256), GAP; ~5.7 M MACs a pass", paper=False),
     ModelSpec("mobile_cnn_small", 0.2, "ours: mobile_cnn at half width (8-16-24-40-64, 1x1 to 256); ~2 M MACs a pass",
