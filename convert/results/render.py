@@ -15,8 +15,8 @@ from .run_section import run_section
 from .field import field_section
 from .pareto import pareto_section
 from .selection import selection_section
-from .text import (NOT_RUN, PAPER, RANDOM_INIT, epochs_text, loop_fps, machine_text, ms, pct, pp, size, split_text,
-                   table, title, versions_text)
+from .text import (NOT_RUN, PAPER, RANDOM_INIT, epochs_text, loop_fps, machine_text, model_title, ms, pct, pp, size,
+                   split_text, table, title, versions_text)
 
 DEFAULT_DATA = "../shared/data/fer2013/fer2013.csv.gz"  # our FER2013 copy, beside the repository
 PAPER_EPOCHS = PRESETS["paper"]["epochs"]
@@ -77,9 +77,9 @@ def progress(state: dict, cfg: dict, best: bool = True) -> str:
 def summary_section(runs: list[Run], unfinished) -> list[str]:
     rows = []
     for model, mine in by_model(runs):
-        going = [[PAPER[model][0], f"`{f.name}`", f"{NOT_RUN} (training: {progress(s, c, best=False)})"] + [NOT_RUN] * 10
-                 for f, s, c in unfinished if c.get("model") == model]
-        rows += [] if mine else going or [[PAPER[model][0]] + [NOT_RUN] * 12]
+        going = [[model_title(model), f"`{f.name}`", f"{NOT_RUN} (training: {progress(s, c, best=False)})"]
+                 + [NOT_RUN] * 10 for f, s, c in unfinished if c.get("model") == model]  # any model may be training
+        rows += [] if mine else going or [[model_title(model)] + [NOT_RUN] * 12]
         for r in mine:
             rows += [summary_row(r)] + ([summary_row(r.flip, f"{title(r)} + flip TTA")] if r.flip else [])
             rows += [summary_row(e, f"{title(r)} ensemble of {1 + len(members(e))}"

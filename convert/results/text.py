@@ -63,8 +63,13 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 # --- a run's facts ------------------------------------------------------------------------------
 
+def model_title(model: str) -> str:
+    """The paper's name for its three models ("Vanilla CNN"), our own models' registry name."""
+    return PAPER[model][0] if model in PAPER else model
+
+
 def title(run: Run) -> str:
-    name = PAPER[run.model][0] if run.model in PAPER else run.model
+    name = model_title(run.model)
     return f"{name} ({RANDOM_INIT})" if run.random_init else name
 
 
