@@ -20,6 +20,7 @@ import keras
 from device.errors import InputError
 
 from .config import ConfigError, TrainConfig
+from .registry import MODELS
 
 HELD_OUT_KEYS = ("split", "seed", "val_fraction")  # with the data's sha256, what decides the held-out faces
 HEAD = "probs"
@@ -33,7 +34,6 @@ def check_init_run(cfg: TrainConfig, data_sha256: str) -> Path:
     """The model file of ``cfg.init_from``, once it is known to be a finished run of the same network
     that held out the same faces; else WarmStartError."""
     model, saved = check_same_faces(Path(cfg.init_from), cfg, data_sha256, "--init-from")
-    from .registry import MODELS
     if saved.get("model") not in (cfg.model, MODELS[cfg.model].weights_of):  # e.g. vgg_cnn_norm from vgg_cnn
         raise WarmStartError(f"--init-from {cfg.init_from}: it is a {saved.get('model')}, this run trains a "
                              f"{cfg.model} (pass --model {saved.get('model')})")
